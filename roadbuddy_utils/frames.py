@@ -207,13 +207,18 @@ def _probe_opencv(path: Path) -> VideoInfo:
 
 
 def _decode_pyav(path: Path, indices: Sequence[int], info: VideoInfo) -> list[np.ndarray]:
-    """Forward decode from the keyframe before each target; only targets are converted to RGB.
+    """Decode only what the targets need, exactly.
 
-    Keyframe positions come from demuxing packets (no decoding), so a seek happens only when it
-    lands past the current decode position.
+    * Keyframe positions come from a demux pass (packets only, no decoding); the decoder seeks
+      to the keyframe before a target only when that keyframe lies past the current position.
+    * Non-reference frames (that no other frame depends on) are skipped unless they are a
+      target: the skip is set per packet, so a target is never skipped (skipping blindly
+      returns wrong frames).
+    * Only targets are converted to RGB. Decoding is threaded.
     """
     import av
 
+    targets = sorted(set(indices))
     with av.open(str(path)) as c:
         s = c.streams.video[0]
         tb = float(s.time_base)
@@ -222,25 +227,43 @@ def _decode_pyav(path: Path, indices: Sequence[int], info: VideoInfo) -> list[np
         keyframes = sorted(to_index(p.pts) for p in c.demux(s) if p.is_keyframe and p.pts is not None)
         if not keyframes:
             raise RuntimeError("no keyframes found")
-        c.seek(0)
         s.thread_type = "AUTO"
+        cc = s.codec_context
+        want = set(targets)
         out: dict[int, np.ndarray] = {}
-        targets = sorted(set(indices))
-        pos = -1  # index of the last decoded frame
-        frames_iter = None
-        for target in targets:
-            kf = keyframes[max(0, bisect.bisect_right(keyframes, target) - 1)]
-            if frames_iter is None or kf > pos + 1 or target <= pos:
-                c.seek(int(round((kf / info.fps + start) / tb)), stream=s, backward=True, any_frame=False)
-                frames_iter = c.decode(s)
-                pos = -1
-            for fr in frames_iter:
+        pos = -1  # display index of the last decoded frame
+
+        def take(frames):
+            nonlocal pos
+            for fr in frames:
                 pos = to_index(fr.pts) if fr.pts is not None else pos + 1
-                if pos >= target:
-                    out[target] = fr.to_ndarray(format="rgb24")
+                if pos in want and pos not in out:
+                    out[pos] = fr.to_ndarray(format="rgb24")
+
+        while len(out) < len(want):
+            nxt = min(i for i in want if i not in out)
+            kf = keyframes[max(0, bisect.bisect_right(keyframes, nxt) - 1)]
+            if pos >= nxt:
+                raise RuntimeError(f"frame {nxt} was not produced by the decoder")
+            c.seek(int(round((kf / info.fps + start) / tb)), stream=s, backward=True, any_frame=False)
+            pos = -1
+            for pkt in c.demux(s):
+                if pkt.pts is not None:
+                    cc.skip_frame = "DEFAULT" if to_index(pkt.pts) in want else "NONREF"
+                take(cc.decode(pkt))
+                if len(out) == len(want):
                     break
+                nxt = min((i for i in want if i not in out), default=None)
+                if nxt is not None and pos >= 0:
+                    nkf = keyframes[max(0, bisect.bisect_right(keyframes, nxt) - 1)]
+                    if nkf > pos + 8:  # the next target is cheaper to reach by seeking
+                        break
             else:
-                raise RuntimeError(f"stream ended before frame {target}")
+                cc.skip_frame = "DEFAULT"
+                take(cc.decode(None))  # flush frames held back by B-frame reordering/threads
+                if len(out) < len(want):
+                    missing = sorted(want - set(out))
+                    raise RuntimeError(f"stream ended before frames {missing}")
         return [out[i] for i in indices]
 
 
