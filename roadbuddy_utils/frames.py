@@ -30,6 +30,8 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from .util import write_jsonl
+
 DEFAULT_BACKENDS = ("pyav", "decord", "opencv")
 
 
@@ -435,12 +437,41 @@ def extract_all(videos: Iterable[tuple[str, Sequence[float] | None]], config: Sa
     return result
 
 
-def write_jsonl(records: Iterable[dict], path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in records:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
-    return path
+def support_by_video(items) -> dict[str, list[float]]:
+    """Resolved video path -> sorted union of its questions' support times (one decode per video)."""
+    out: dict[str, set] = {}
+    for it in items:
+        out.setdefault(str(it.video_path), set()).update(round(float(t), 3) for t in it.support_frames)
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def build_frames_index(items, config: SamplingConfig, cache_dir, output_dir, progress: bool = True):
+    """Sample and cache every video of ``items`` once; write ``{output_dir}/frames_index.jsonl``.
+
+    Runs a second pass to time cache hits. Returns (records, timing table as a list of dicts).
+    In support mode a video's support times are the union over its questions.
+    """
+    videos = support_by_video(items)
+    pairs = [(v, s if config.mode == "support" else None) for v, s in videos.items()]
+    cache = FrameCache(cache_dir)
+    timing = []
+    result = None
+    for label in ("first pass", "second pass (cache)"):
+        t0 = time.perf_counter()
+        res = extract_all(pairs, config, cache, progress=progress)
+        ms = [r["ms"] for r in res.records if not r["error"]]
+        backends: dict = {}
+        for r in res.records:
+            if r["backend"]:
+                backends[r["backend"]] = backends.get(r["backend"], 0) + 1
+        timing.append({"pass": label, "videos": len(res.records), "failed": len(res.failed),
+                       "total_s": round(time.perf_counter() - t0, 2),
+                       "median_ms": round(float(np.median(ms)), 2) if ms else None,
+                       "p95_ms": round(float(np.percentile(ms, 95)), 2) if ms else None,
+                       "backends": backends})
+        result = result or res
+    records = [{k: r.get(k) for k in ("video_path", "timestamps", "frame_indices", "error", "backend", "ms",
+                                      "fps", "n_total_frames", "width", "height")} for r in result.records]
+    write_jsonl(records, Path(output_dir) / "frames_index.jsonl")
+    return records, timing
+

@@ -1,0 +1,55 @@
+"""Command line: ``python -m roadbuddy_utils {validate,demo-data,run} ...`` (``--help`` on each)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m roadbuddy_utils", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    v = sub.add_parser("validate", help="summarise a RoadBuddy JSON file and list every problem")
+    v.add_argument("path", nargs="+", help="train.json / public_test.json / private_test.json")
+    v.add_argument("--videos-root", default=None, help="folder the item video_path values are relative to")
+
+    d = sub.add_parser("demo-data", help="write the generated demo dataset")
+    d.add_argument("out_dir")
+    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--train-videos", type=int, default=None, help="number of training clips (default 360)")
+    d.add_argument("--test-videos", type=int, default=None, help="clips per test split (default 24)")
+
+    r = sub.add_parser("run", help="execute the notebooks of a profile with papermill")
+    r.add_argument("--profile", required=True, help="demo | kaggle (a folder in params/)")
+    r.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,02")
+
+    args = ap.parse_args(argv)
+    if args.cmd == "validate":
+        from .data import format_report, validate
+
+        status = 0
+        for path in args.path:
+            summary, problems = validate(path, args.videos_root)
+            print(format_report(path, summary, problems))
+            status |= bool(problems)
+        return status
+    if args.cmd == "demo-data":
+        from .demo_data import DemoConfig, generate
+
+        cfg = DemoConfig(seed=args.seed)
+        if args.train_videos is not None:
+            cfg.n_train_videos = args.train_videos
+        if args.test_videos is not None:
+            cfg.n_public_videos = cfg.n_private_videos = args.test_videos
+        for split, p in generate(args.out_dir, cfg).items():
+            print(f"{split}: {p}")
+        return 0
+    if args.cmd == "run":
+        from .runner import main_run
+
+        return main_run(args.profile, args.only)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Run the notebooks of a profile in order with papermill, and keep a manifest of the run.
+
+    python -m roadbuddy_utils run --profile demo            # every notebook, tiny models, CPU
+    python -m roadbuddy_utils run --profile kaggle --only 02,03
+
+For each ``notebooks/NN_name.ipynb`` with a ``params/<profile>/NN_name.yaml``: execute it with those
+parameters (working directory: the repository root, so relative paths in the YAML work), write
+the executed notebook and an HTML copy to ``outputs/<profile>/``, and record parameters,
+durations, package versions and the git commit in ``outputs/<profile>/manifest.json``. The run
+stops at the first failing notebook and shows the cell that failed.
+
+``params/<profile>/_profile.yaml`` may hold settings for the whole profile; ``demo_data`` there makes
+the runner generate the demo dataset first (once).
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGES = ["torch", "torchvision", "transformers", "tokenizers", "peft", "accelerate", "decord", "av",
+            "opencv-python-headless", "papermill", "numpy", "scikit-learn", "matplotlib", "pandas"]
+
+
+class NotebookFailed(RuntimeError):
+    pass
+
+
+def list_notebooks(repo: Path = REPO) -> list[Path]:
+    return sorted((repo / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def params_path(notebook: Path, profile: str, repo: Path = REPO) -> Path:
+    return repo / "params" / profile / f"{notebook.stem}.yaml"
+
+
+def load_params(path: Path) -> dict:
+    return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+
+
+def package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for p in PACKAGES:
+        try:
+            out[p] = version(p)
+        except PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def git_commit(repo: Path = REPO) -> str | None:
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=repo,
+                               capture_output=True, text=True, timeout=10)
+        if sha.returncode != 0:
+            return None
+        return sha.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def export_html(ipynb: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(str(ipynb), as_version=4))
+    out = ipynb.with_suffix(".html")
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def prepare_profile(profile: str, repo: Path = REPO) -> dict:
+    """Profile-wide settings; generates the demo dataset when the profile asks for it."""
+    p = repo / "params" / profile / "_profile.yaml"
+    settings = load_params(p) if p.exists() else {}
+    demo = settings.get("demo_data")
+    if demo:
+        from .demo_data import DemoConfig, ensure
+
+        out = Path(demo.pop("out_dir"))
+        ensure(out if out.is_absolute() else repo / out, DemoConfig(**demo))
+    return settings
+
+
+def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, output_root: Path | None = None,
+                extra_params: dict | None = None, prepare: bool = True, log=print) -> dict:
+    """Execute the profile's notebooks in order; returns the manifest. Raises NotebookFailed."""
+    import papermill as pm
+
+    if not (repo / "params" / profile).is_dir():
+        raise SystemExit(f"unknown profile {profile!r}: no folder {repo / 'params' / profile}")
+    out_dir = (output_root or repo / "outputs") / profile
+    out_dir.mkdir(parents=True, exist_ok=True)
+    notebooks = list_notebooks(repo)
+    if only:
+        notebooks = [nb for nb in notebooks if nb.name[:2] in only or nb.stem in only]
+        if not notebooks:
+            raise SystemExit(f"--only {','.join(only)} matches no notebook in {repo / 'notebooks'}")
+    t_prep = time.perf_counter()
+    if prepare:
+        prepare_profile(profile, repo)
+    manifest_path = out_dir / "manifest.json"
+    manifest = {"profile": profile, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "git_commit": git_commit(repo), "platform": platform.platform(), "versions": package_versions(),
+                "prepare_s": round(time.perf_counter() - t_prep, 1), "notebooks": []}
+    for nb in notebooks:
+        pfile = params_path(nb, profile, repo)
+        if not pfile.exists():
+            raise SystemExit(f"{nb.name}: no parameters file {pfile} for profile {profile!r}")
+        params = load_params(pfile) | (extra_params or {}).get(nb.stem, {})
+        out_nb = out_dir / nb.name
+        entry = {"notebook": nb.name, "parameters": params, "output": str(out_nb.relative_to(repo))
+                 if out_nb.is_relative_to(repo) else str(out_nb), "status": "running"}
+        manifest["notebooks"].append(entry)
+        log(f"[{profile}] {nb.name} ...")
+        t0 = time.perf_counter()
+        try:
+            pm.execute_notebook(str(nb), str(out_nb), parameters=params, cwd=str(repo), kernel_name="python3",
+                                progress_bar=False, log_output=False)
+            entry["status"] = "ok"
+        except pm.PapermillExecutionError as e:
+            entry["status"] = "failed"
+            entry["error"] = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
+            entry["traceback"] = e.traceback[-5:] if e.traceback else []
+        finally:
+            entry["duration_s"] = round(time.perf_counter() - t0, 1)
+            if out_nb.exists():
+                try:
+                    entry["html"] = str(export_html(out_nb).name)
+                except Exception as ex:  # noqa: BLE001 - a failed export must not hide the run's result
+                    entry["html_error"] = str(ex)
+            manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str))
+        log(f"[{profile}] {nb.name} {entry['status']} in {entry['duration_s']} s")
+        if entry["status"] != "ok":
+            import re
+
+            tb = "\n".join(re.sub(r"\x1b\[[0-9;]*m", "", t) for t in entry["traceback"])
+            raise NotebookFailed(f"{nb.name} failed ({entry['error']}); executed notebook: {out_nb}\n{tb}")
+    manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str))
+    return manifest
+
+
+def main_run(profile: str, only: str | None) -> int:
+    os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+    try:
+        m = run_profile(profile, only.split(",") if only else None)
+    except NotebookFailed as e:
+        print(f"\nFAILED: {e}", file=sys.stderr)
+        return 1
+    total = sum(n["duration_s"] for n in m["notebooks"])
+    print(f"done: {len(m['notebooks'])} notebook(s) in {total:.0f} s; outputs in outputs/{profile}/")
+    return 0
