@@ -1,0 +1,44 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from roadbuddy_utils.demo_data import DemoConfig, generate
+
+SMALL = DemoConfig(seed=0, n_train_videos=12, n_public_videos=3, n_private_videos=3)
+
+
+def pytest_collection_modifyitems(config, items):
+    try:
+        import torch
+
+        has_gpu = torch.cuda.is_available()
+    except Exception:  # noqa: BLE001
+        has_gpu = False
+    if not has_gpu:
+        skip = pytest.mark.skip(reason="needs a CUDA GPU")
+        for it in items:
+            if "gpu" in it.keywords:
+                it.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def demo_small(tmp_path_factory) -> Path:
+    """A small generated demo dataset (same generator as the real demo, fewer clips)."""
+    root = tmp_path_factory.mktemp("demo")
+    generate(root, SMALL, progress=False)
+    return root
+
+
+@pytest.fixture
+def write_items(tmp_path):
+    """Write a RoadBuddy-format JSON file with the given items; returns its path."""
+
+    def _write(items, name="train.json", folder="train", raw=None):
+        p = tmp_path / folder / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(raw if raw is not None else json.dumps({"__count__": len(items), "data": items}, ensure_ascii=False),
+                     encoding="utf-8")
+        return p
+
+    return _write
