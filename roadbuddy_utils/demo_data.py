@@ -192,7 +192,11 @@ def _plan_video(rng, cfg: DemoConfig, robins: dict) -> tuple[float, list[dict], 
     duration = int(rng.integers(cfg.min_duration_s, cfg.max_duration_s + 1))
     types = list(TYPE_WEIGHTS)
     p = np.array([TYPE_WEIGHTS[t] for t in types])
-    k = int(rng.choice([1, 2, 3, 4], p=[0.2, 0.35, 0.3, 0.15]))
+    # events never overlap on screen (each is visible for +/- EVENT_HALF_WINDOW_S), so every
+    # answer stays decidable: at most as many events as fit in the clip
+    min_gap = 2 * EVENT_HALF_WINDOW_S + 0.1
+    k_max = int((duration - 2 * EVENT_HALF_WINDOW_S) // min_gap) + 1
+    k = min(k_max, int(rng.choice([1, 2, 3, 4], p=[0.2, 0.35, 0.3, 0.15])))
     chosen: list[str] = []
     for t in rng.choice(types, size=len(types), replace=False, p=p / p.sum()):
         kind = QUESTION_TYPES[t][2]
@@ -200,14 +204,19 @@ def _plan_video(rng, cfg: DemoConfig, robins: dict) -> tuple[float, list[dict], 
             chosen.append(str(t))
         if len(chosen) == k:
             break
-    # event times: spread over the clip, windows not overlapping
-    slots = np.linspace(1.0, duration - 1.0, num=len(chosen)) if len(chosen) > 1 else np.array([duration / 2])
-    slots = slots + rng.uniform(-0.3, 0.3, size=len(slots))
+    lo, hi = EVENT_HALF_WINDOW_S, duration - EVENT_HALF_WINDOW_S
+    if len(chosen) == 1:
+        slots = np.array([rng.uniform(lo + 0.5, hi - 0.5)])
+    else:
+        spacing = (hi - lo) / (len(chosen) - 1)
+        slack = min(0.3, (spacing - min_gap) / 2)
+        slots = np.linspace(lo, hi, num=len(chosen)) + rng.uniform(-slack, slack, size=len(chosen))
+        slots = np.clip(slots, lo, hi)
     events, questions = [], []
     for qtype, t in zip(chosen, rng.permutation(slots)):
         kind = QUESTION_TYPES[qtype][2]
         value = robins[qtype].next()
-        t = float(np.clip(round(float(t), 1), 0.5, duration - 0.5))
+        t = float(round(float(t), 2))
         if kind != "noparking" or value:
             events.append({"kind": kind, "value": value, "time": t})
         questions.append((qtype, value, t))
@@ -241,7 +250,7 @@ def generate(out_dir, cfg: DemoConfig | None = None, progress: bool = True) -> d
               ("private_test", cfg.n_private_videos, root_priv, "videos", "testb")]
     paths, answers = {}, {}
     for split, n_videos, folder, rel_dir, prefix in splits:
-        items, qid = [], 0
+        items, qid, doubled = [], 0, False
         for v in tqdm(range(n_videos), desc=f"demo {split}", disable=not progress):
             duration, events, questions = _plan_video(rng, cfg, robins)
             night = bool(rng.random() < 0.3)
@@ -256,7 +265,8 @@ def generate(out_dir, cfg: DemoConfig | None = None, progress: bool = True) -> d
                 qid += 1 + (int(rng.random() < 0.15) if split == "private_test" else 0)  # id gaps
                 values = QUESTION_TYPES[qtype][3]
                 gold = LETTERS[values.index(value)]
-                quirk_double = split == "train" and len(items) == 7
+                quirk_double = split == "train" and not doubled and len(values) == 4 and len(items) >= 5
+                doubled = doubled or quirk_double
                 quirk_nospace = len(QUESTION_TYPES[qtype][1]) == 4 and rng.random() < 0.05
                 choices = _choices(qtype, rng, quirk_nospace, quirk_double)
                 item = {"id": f"{prefix}_{qid:04d}", "question": _question_text(qtype, rng), "choices": choices}
