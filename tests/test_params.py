@@ -1,0 +1,46 @@
+"""Each params YAML uses only the parameters its notebook declares; notebooks are saved clean."""
+import json
+from pathlib import Path
+
+import papermill as pm
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+PROFILES = sorted(p.name for p in (REPO / "params").iterdir() if p.is_dir())
+REQUIRED = {"01_explore": {"data_json", "videos_root", "output_dir"},
+            "02_frames": {"data_json", "videos_root", "output_dir", "frame_mode", "n_frames", "cache_dir"}}
+
+
+def test_there_are_notebooks_and_profiles():
+    assert [n.stem for n in NOTEBOOKS][:2] == ["01_explore", "02_frames"]
+    assert {"demo", "kaggle"} <= set(PROFILES)
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_declares_required_parameters(nb):
+    declared = set(pm.inspect_notebook(str(nb)))
+    assert REQUIRED.get(nb.stem, {"data_json", "output_dir"}) <= declared
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_params_keys_match_notebook(nb, profile):
+    path = REPO / "params" / profile / f"{nb.stem}.yaml"
+    assert path.exists(), f"{path} missing"
+    keys = set(yaml.safe_load(path.read_text()) or {})
+    unknown = keys - set(pm.inspect_notebook(str(nb)))
+    assert not unknown, f"{path} sets parameters {nb.name} does not declare: {sorted(unknown)}"
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_saved_notebooks_are_clean_and_hold_no_logic(nb):
+    cells = json.loads(nb.read_text())["cells"]
+    code = [c for c in cells if c["cell_type"] == "code"]
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in code)
+    tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1
+    src = "\n".join("".join(c["source"]) for c in code)
+    assert "\ndef " not in "\n" + src and "\nclass " not in "\n" + src, "logic belongs in roadbuddy_utils"
+    assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
