@@ -16,7 +16,7 @@ def main(argv=None) -> int:
     d = sub.add_parser("demo-data", help="write the generated demo dataset")
     d.add_argument("out_dir")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--train-videos", type=int, default=None, help="number of training clips (default 360)")
+    d.add_argument("--train-videos", type=int, default=None, help="number of training clips (default 460)")
     d.add_argument("--test-videos", type=int, default=None, help="clips per test split (default 24)")
 
     r = sub.add_parser("run", help="execute the notebooks of a profile with papermill")

@@ -58,7 +58,7 @@ EVENT_HALF_WINDOW_S = 0.8  # an event is on screen for +/- this around its suppo
 @dataclass
 class DemoConfig:
     seed: int = 0
-    n_train_videos: int = 360  # about 1000 training questions
+    n_train_videos: int = 460  # about 1000 training questions (about 2.2 per clip)
     n_public_videos: int = 24
     n_private_videos: int = 24
     width: int = 256
@@ -251,7 +251,7 @@ def generate(out_dir, cfg: DemoConfig | None = None, progress: bool = True) -> d
     paths, answers = {}, {}
     for split, n_videos, folder, rel_dir, prefix in splits:
         items, qid, doubled = [], 0, False
-        for v in tqdm(range(n_videos), desc=f"demo {split}", disable=not progress):
+        for v in tqdm(range(n_videos), desc=f"demo {split}", disable=not progress, mininterval=10):
             duration, events, questions = _plan_video(rng, cfg, robins)
             night = bool(rng.random() < 0.3)
             vid_hash = hashlib.sha1(f"{cfg.seed}-{split}-{v}".encode()).hexdigest()[:8]
