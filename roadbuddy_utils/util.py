@@ -30,3 +30,24 @@ def write_jsonl(records: Iterable[dict], path) -> Path:
 def read_jsonl(path) -> list[dict]:
     with open(path, encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def repair_jsonl(path) -> int:
+    """Drop a last line cut short by a kill (no trailing newline / not JSON). Returns bytes removed."""
+    path = Path(path)
+    if not path.exists() or path.stat().st_size == 0:
+        return 0
+    data = path.read_bytes()
+    cut = len(data)
+    if not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+    else:
+        last = data[data.rfind(b"\n", 0, len(data) - 1) + 1:]
+        try:
+            json.loads(last)
+        except ValueError:
+            cut = len(data) - len(last)
+    if cut < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(cut)
+    return len(data) - cut
