@@ -36,8 +36,6 @@ from .util import read_jsonl, repair_jsonl, write_json
 class InferConfig:
     scoring: str = "likelihood"  # "likelihood": one forward pass over the offered letters; "generate": greedy text
     lang: str = "vi"  # prompt language: "vi" or "en"
-    n_frames: int = 8  # uniform frames per clip
-    max_side: int = 448  # frames are resized so the longer side is at most this (before the processor)
     batch_size: int = 4  # questions per forward pass
     max_new_tokens: int = 16  # generate mode
     time_budget_s: float | None = 30.0  # per question, frames included; None disables the check
@@ -51,8 +49,8 @@ class InferConfig:
             raise ValueError(f"scoring must be 'likelihood' or 'generate', got {self.scoring!r}")
         if not 0 <= self.shard_index < self.num_shards:
             raise ValueError(f"shard_index {self.shard_index} outside 0..{self.num_shards - 1}")
-        if self.batch_size < 1 or self.n_frames < 1:
-            raise ValueError("batch_size and n_frames must be >= 1")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be >= 1")
 
 
 @dataclass
@@ -64,6 +62,7 @@ class Example:
     timestamps: list[float] = field(default_factory=list)
     frame_indices: list[int] = field(default_factory=list)
     fps: float | None = None
+    total_frames: int | None = None  # frames in the whole clip (Qwen's video metadata)
 
 
 def is_oom(err: BaseException) -> bool:
@@ -97,7 +96,7 @@ def _subsample(ex: Example, n: int) -> Example:
     keep = np.linspace(0, len(ex.frames) - 1, n).round().astype(int)
     keep = sorted(set(keep.tolist()))
     return Example(ex.item, ex.frames[keep], [ex.timestamps[k] for k in keep], [ex.frame_indices[k] for k in keep],
-                   ex.fps)
+                   ex.fps, ex.total_frames)
 
 
 def prompt_hash(vlm, ex: Example, cfg: InferConfig) -> str:
@@ -146,7 +145,8 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
     for it in todo:
         by_video.setdefault(str(it.video_path), []).append(it)
     cache = FrameCache(cfg.cache_dir) if cfg.cache_dir else None
-    sampling = SamplingConfig("uniform", n_frames=cfg.n_frames, max_side=cfg.max_side)
+    # frames per clip and pixel budget belong to the model wrapper (one validated place)
+    sampling = SamplingConfig("uniform", n_frames=vlm.cfg.n_frames, max_side=vlm.cfg.max_side)
     ms_per_frame: list[float] = []  # measured model time per question per frame (for the budget)
     bar = tqdm(total=len(todo), desc=f"answer ({cfg.scoring})", disable=not progress)
     with open(pred_path, "a", encoding="utf-8") as f:
@@ -161,7 +161,8 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
             frame_ms = (time.perf_counter() - t0) * 1000 / len(its)
             for k in range(0, len(its), cfg.batch_size):
                 chunk = its[k:k + cfg.batch_size]
-                examples = [Example(it, sample.frames, sample.timestamps, sample.frame_indices, sample.info.fps)
+                examples = [Example(it, sample.frames, sample.timestamps, sample.frame_indices, sample.info.fps,
+                                    sample.info.n_frames)
                             if sample is not None else Example(it, None) for it in chunk]
                 reduced = None
                 if sample is not None and cfg.time_budget_s and ms_per_frame:

@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from .data import Item
 
+# InternVL's own video convention ("Frame1: <image>"), kept in every language: it is what the model saw.
+FRAME_LABEL = "Frame{i}: "
+
 TEMPLATES = {
     "vi": {
         "system": "Bạn là trợ lý phân tích video camera hành trình trên đường phố Việt Nam. "
@@ -26,7 +29,6 @@ TEMPLATES = {
         "question": "Câu hỏi: {question}",
         "choices": "Các lựa chọn:",
         "instruction": "Hãy trả lời bằng một chữ cái ({letters}).",
-        "frame_label": "Khung hình {i} ({t:.1f}s): ",
     },
     "en": {
         "system": "You are an assistant analysing dashcam videos recorded on Vietnamese roads. "
@@ -36,7 +38,6 @@ TEMPLATES = {
         "question": "Question: {question}",
         "choices": "Choices:",
         "instruction": "Answer with a single letter ({letters}).",
-        "frame_label": "Frame {i} ({t:.1f}s): ",
     },
 }
 

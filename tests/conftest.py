@@ -42,3 +42,29 @@ def write_items(tmp_path):
         return p
 
     return _write
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tiny_cache(tmp_path_factory):
+    """Tiny models are built once per test session into a private cache (never the user's)."""
+    import os
+
+    if not os.environ.get("RB_TINY_CACHE"):
+        os.environ["RB_TINY_CACHE"] = str(tmp_path_factory.mktemp("tiny"))
+    return os.environ["RB_TINY_CACHE"]
+
+
+@pytest.fixture(scope="session")
+def tiny_vlm():
+    """One loaded tiny model per family (loaded once per session)."""
+    from roadbuddy_utils.models import VLM, ModelConfig
+
+    cache = {}
+
+    def _get(family, **kw):
+        key = (family, tuple(sorted(kw.items())))
+        if key not in cache:
+            cache[key] = VLM.load(ModelConfig(f"tiny:{family}", **kw))
+        return cache[key]
+
+    return _get
