@@ -195,3 +195,47 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
     bar.close()
     latest = {r["id"]: r for r in read_jsonl(pred_path)} if pred_path.exists() else {}
     return [latest[i.id] for i in mine if i.id in latest]
+
+
+def attach_answers(items: list[Item], answers_json) -> list[Item]:
+    """Gold letters from a separate ``{id: letter}`` file (the demo's test answers) onto test items."""
+    if not answers_json:
+        return items
+    path = Path(answers_json)
+    try:
+        gold = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read answers ({e})") from e
+    for it in items:
+        if it.answer is None and it.id in gold:
+            it.answer = gold[it.id]
+    return items
+
+
+def eval_items(data_json, videos_root=None, split: str = "all", split_file=None, val_fraction: float = 0.2,
+               split_seed: int = 0, answers_json=None) -> list[Item]:
+    """The questions a run answers: ``all`` of the file, or the grouped ``val`` split (step 1's file)."""
+    from .data import load_items, load_or_make_split, select
+
+    items = attach_answers(load_items(data_json, videos_root), answers_json)
+    if split == "all":
+        return items
+    if split != "val":
+        raise ValueError(f"split must be 'val' or 'all', got {split!r}")
+    if not split_file:
+        raise ValueError("split='val' needs split_file (written by 01_explore)")
+    return select(items, load_or_make_split(items, split_file, val_fraction, split_seed)["val_ids"])
+
+
+def run_zero_shot(items: Sequence[Item], model_cfg, infer_cfg: InferConfig, output_dir, progress: bool = True,
+                  vlm=None) -> tuple[list[dict], dict]:
+    """Load the model (unless given), answer, write ``predictions.jsonl`` and ``metrics.json``."""
+    from .metrics import run_metrics
+    from .models import VLM
+
+    vlm = vlm or VLM.load(model_cfg)
+    lines = run_inference(items, vlm, infer_cfg, output_dir, progress=progress)
+    metrics = run_metrics(lines) | {"model": vlm.describe()}
+    if metrics["n"]:
+        write_json(metrics, Path(output_dir) / "metrics.json")
+    return lines, metrics
