@@ -20,7 +20,9 @@ _THINK = re.compile(r"^\s*<think>.*?(</think>|$)", re.S | re.I)
 _PHRASE = re.compile(
     r"(?:đáp\s*án(?:\s+đúng)?(?:\s+là)?|câu\s+trả\s+lời(?:\s+đúng)?(?:\s+là)?|lựa\s+chọn(?:\s+đúng)?(?:\s+là)?|"
     r"answer(?:\s+is)?|correct\s+(?:answer|option|choice)(?:\s+is)?|option(?:\s+is)?|choice(?:\s+is)?)"
-    r"\s*[:：]?\s*[\(\[\*\"']*\s*([A-H])(?![A-Za-zÀ-ỹ])", re.I)
+    # an upper-case letter, or a lower-case one standing alone at the end ("answer: b."), never the
+    # article in "the answer is a car turning"
+    r"\s*[:：]?\s*[\(\[\*\"']*\s*((?-i:[A-H])(?![A-Za-zÀ-ỹ])|(?-i:[a-h])(?=\s*(?:$|[\.\)\]\*,;!])))", re.I)
 _LEADING = re.compile(r"^\s*[\(\[\*\"'#]*\s*([A-H])\s*(?:[\.\)\]:\*\"'\-]|$|\s+(?=[^\s]))")
 _YES_NO = {"đúng": ("đúng", "true", "yes", "correct", "có"), "sai": ("sai", "false", "incorrect", "no"),
            "có": ("có", "yes"), "không": ("không", "no")}

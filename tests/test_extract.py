@@ -38,3 +38,9 @@ def test_nothing_to_extract_is_explicit(text):
 
 def test_only_offered_letters():
     assert extract_letter("Đáp án: C", TF) == (None, "none")
+
+
+def test_article_after_answer_phrase_is_not_a_letter():
+    ch = [("A", "Rẽ trái"), ("B", "Rẽ phải"), ("C", "Đi thẳng")]
+    assert extract_letter("The answer is a car turning, so C", ch) == ("C", "letter_anywhere")
+    assert extract_letter("answer: b.", ch) == ("B", "answer_phrase")
