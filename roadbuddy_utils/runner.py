@@ -11,6 +11,11 @@ stops at the first failing notebook and shows the cell that failed.
 
 ``params/<profile>/_profile.yaml`` may hold settings for the whole profile; ``demo_data`` there makes
 the runner generate the demo dataset first (once).
+
+A notebook can run more than once in a profile: ``params/<profile>/NN_name@variant.yaml`` is one
+more run of ``NN_name.ipynb`` (an ablation, or 03 evaluating the adapter 04 trained), executed to
+``outputs/<profile>/NN_name@variant.ipynb``. By default a notebook's variants follow it
+(alphabetically); ``order:`` in ``_profile.yaml`` (a list of run names) sets the order explicitly.
 """
 from __future__ import annotations
 
@@ -40,6 +45,27 @@ def list_notebooks(repo: Path = REPO) -> list[Path]:
 
 def params_path(notebook: Path, profile: str, repo: Path = REPO) -> Path:
     return repo / "params" / profile / f"{notebook.stem}.yaml"
+
+
+def list_runs(profile: str, repo: Path = REPO) -> list[tuple[Path, Path, str]]:
+    """(notebook, params file, run name) in execution order; every notebook needs its params file."""
+    pdir = repo / "params" / profile
+    runs = []
+    for nb in list_notebooks(repo):
+        main = params_path(nb, profile, repo)
+        if not main.exists():
+            raise SystemExit(f"{nb.name}: no parameters file {main} for profile {profile!r}")
+        runs.append((nb, main, nb.stem))
+        runs += [(nb, p, p.stem) for p in sorted(pdir.glob(f"{nb.stem}@*.yaml"))]
+    order = (load_params(pdir / "_profile.yaml") if (pdir / "_profile.yaml").exists() else {}).get("order")
+    if order:
+        by_name = {r[2]: r for r in runs}
+        unknown = [n for n in order if n not in by_name]
+        missing = [n for n in by_name if n not in order]
+        if unknown or missing:
+            raise SystemExit(f"{pdir / '_profile.yaml'}: order names unknown runs {unknown} / leaves out {missing}")
+        runs = [by_name[n] for n in order]
+    return runs
 
 
 def load_params(path: Path) -> dict:
@@ -102,10 +128,10 @@ def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, 
         raise SystemExit(f"unknown profile {profile!r}: no folder {repo / 'params' / profile}")
     out_dir = (output_root or repo / "outputs") / profile
     out_dir.mkdir(parents=True, exist_ok=True)
-    notebooks = list_notebooks(repo)
+    runs = list_runs(profile, repo)
     if only:
-        notebooks = [nb for nb in notebooks if nb.name[:2] in only or nb.stem in only]
-        if not notebooks:
+        runs = [r for r in runs if r[0].name[:2] in only or r[0].stem in only or r[2] in only]
+        if not runs:
             raise SystemExit(f"--only {','.join(only)} matches no notebook in {repo / 'notebooks'}")
     t_prep = time.perf_counter()
     if prepare:
@@ -114,16 +140,13 @@ def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, 
     manifest = {"profile": profile, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "git_commit": git_commit(repo), "platform": platform.platform(), "versions": package_versions(),
                 "prepare_s": round(time.perf_counter() - t_prep, 1), "notebooks": []}
-    for nb in notebooks:
-        pfile = params_path(nb, profile, repo)
-        if not pfile.exists():
-            raise SystemExit(f"{nb.name}: no parameters file {pfile} for profile {profile!r}")
-        params = load_params(pfile) | (extra_params or {}).get(nb.stem, {})
-        out_nb = out_dir / nb.name
-        entry = {"notebook": nb.name, "parameters": params, "output": str(out_nb.relative_to(repo))
+    for nb, pfile, run in runs:
+        params = load_params(pfile) | (extra_params or {}).get(run, {})
+        out_nb = out_dir / f"{run}.ipynb"
+        entry = {"notebook": nb.name, "run": run, "parameters": params, "output": str(out_nb.relative_to(repo))
                  if out_nb.is_relative_to(repo) else str(out_nb), "status": "running"}
         manifest["notebooks"].append(entry)
-        log(f"[{profile}] {nb.name} ...")
+        log(f"[{profile}] {run} ...")
         t0 = time.perf_counter()
         try:
             pm.execute_notebook(str(nb), str(out_nb), parameters=params, cwd=str(repo), kernel_name="python3",
@@ -141,12 +164,12 @@ def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, 
                 except Exception as ex:  # noqa: BLE001 - a failed export must not hide the run's result
                     entry["html_error"] = str(ex)
             manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str))
-        log(f"[{profile}] {nb.name} {entry['status']} in {entry['duration_s']} s")
+        log(f"[{profile}] {run} {entry['status']} in {entry['duration_s']} s")
         if entry["status"] != "ok":
             import re
 
             tb = "\n".join(re.sub(r"\x1b\[[0-9;]*m", "", t) for t in entry["traceback"])
-            raise NotebookFailed(f"{nb.name} failed ({entry['error']}); executed notebook: {out_nb}\n{tb}")
+            raise NotebookFailed(f"{run} ({nb.name}) failed ({entry['error']}); executed notebook: {out_nb}\n{tb}")
     manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str))
     return manifest

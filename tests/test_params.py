@@ -12,7 +12,15 @@ PROFILES = sorted(p.name for p in (REPO / "params").iterdir() if p.is_dir())
 REQUIRED = {"01_explore": {"data_json", "videos_root", "output_dir"},
             "02_frames": {"data_json", "videos_root", "output_dir", "frame_mode", "n_frames", "cache_dir"},
             "03_zero_shot": {"data_json", "videos_root", "output_dir", "model", "scoring", "n_frames", "limit", "split",
-                             "adapter_path", "time_budget_s", "shard_index", "num_shards"},
+                             "adapter_path", "time_budget_s", "shard_index", "num_shards", "no_video",
+                             "shuffle_choices", "debias", "debias_sample"},
+            "05_eval": {"predictions", "labels", "data_json", "videos_root", "answers_json", "cache_dir", "output_dir",
+                        "budget_s", "n_boot", "seed"},
+            "06_multiview_router_rag": {"multiview_json", "image_root", "output_dir", "models", "routing", "kb_file",
+                                        "rag_mode", "kb_topk", "max_images_per_prompt", "only_named_cameras",
+                                        "seed", "do_sample", "limit", "allow_leakage"},
+            "04_lora_train": {"train_json", "videos_root", "output_dir", "model", "lora_r", "lora_alpha", "lora_dropout",
+                              "lr", "weight_decay", "epochs", "max_steps", "resume_from", "trainable", "loss"},
             "07_submit": {"predictions", "test_json", "output_dir"}}
 
 
@@ -47,3 +55,16 @@ def test_saved_notebooks_are_clean_and_hold_no_logic(nb):
     src = "\n".join("".join(c["source"]) for c in code)
     assert "\ndef " not in "\n" + src and "\nclass " not in "\n" + src, "logic belongs in roadbuddy_utils"
     assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_variant_params_match_their_notebook(profile):
+    """``NN_name@variant.yaml`` files are extra runs of NN_name: same parameter names."""
+    from roadbuddy_utils.runner import list_runs
+
+    runs = list_runs(profile, REPO)
+    assert len({r[2] for r in runs}) == len(runs)
+    for nb, pfile, run in runs:
+        keys = set(yaml.safe_load(pfile.read_text()) or {})
+        unknown = keys - set(pm.inspect_notebook(str(nb)))
+        assert not unknown, f"{pfile} sets parameters {nb.name} does not declare: {sorted(unknown)}"
