@@ -1,14 +1,18 @@
 """Model-independent statistics for 05_eval: compare runs, put intervals on them, explain them.
 
-    runs = load_runs(["outputs/demo/03_zero_shot/predictions.jsonl",
-                      "outputs/demo/03_no_video/predictions.jsonl"], labels=["zero-shot", "no video"])
+    paths = ["outputs/demo/03_zero_shot/predictions.jsonl", "outputs/demo/03_no_video/predictions.jsonl"]
+    runs = load_runs(paths, labels=["zero-shot", "no video"], items=items)  # items: question text, gold
+    meta = runs_meta(paths, labels=["zero-shot", "no video"])   # model, scorer, variant from run_config.json
     acc, lo, hi = bootstrap_ci(runs["zero-shot"])              # 95 % interval, resampled by video
     d = paired_comparison(runs["no video"], runs["zero-shot"])  # McNemar on the common questions
     table = summary_table(runs, {"zero-shot": {"model": "tiny:internvl", "scorer": "likelihood"}})
     write_summary(table, "outputs/demo/05_eval")                 # summary.csv + summary.md
+    metrics = evaluate_runs(runs, meta)                          # everything 05 writes to metrics.json
+    error_gallery_figure(runs["zero-shot"], items, "outputs/demo/frame_cache", meta["zero-shot"])
 
 Every function takes the DataFrame of one run (one row per question, the columns of
-``predictions.jsonl``) and never looks at a model. Conventions used throughout:
+``predictions.jsonl``) and never looks at a model; only the error gallery reads video frames.
+Conventions used throughout:
 
 * A question is *scored* when it has a gold ``answer``. Accuracy is over scored questions, an
   unanswered one (``pred`` null) counting as wrong, exactly as ``metrics.run_metrics`` does.
@@ -33,8 +37,8 @@ from .themes import themes_of
 LETTERS = "ABCDEFGH"
 RUN_COLUMNS = ("id", "video", "pred", "scores", "answer", "correct", "n_choices", "time_ms", "source", "error",
                "text_only", "n_frames", "frame_times")
-SUMMARY_COLUMNS = ["run", "model", "adapter", "frames", "scorer", "accuracy", "ci_low", "ci_high", "chance", "n",
-                   "latency_p50_ms", "latency_p95_ms"]
+SUMMARY_COLUMNS = ["run", "model", "adapter", "frames", "scorer", "variant", "accuracy", "ci_low", "ci_high", "chance",
+                   "n", "latency_p50_ms", "latency_p95_ms"]
 
 Scores = Mapping[str, float]
 
@@ -78,15 +82,65 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def load_runs(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> dict[str, pd.DataFrame]:
-    """Several runs keyed by label (default: their folder names), in the order given."""
+def run_labels(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[str]:
+    """The given labels (checked), or the runs' folder names."""
     paths = [Path(p) for p in paths]
-    labels = list(labels) if labels is not None else _default_labels(paths)
+    labels = list(labels) if labels else _default_labels(paths)
     if len(labels) != len(paths):
         raise ValueError(f"{len(labels)} labels for {len(paths)} prediction files")
     if len(set(labels)) != len(labels):
         raise ValueError(f"run labels must be unique, got {labels}")
-    return {lab: read_predictions(p) for lab, p in zip(labels, paths)}
+    return labels
+
+
+def load_runs(paths: Sequence[str | Path], labels: Sequence[str] | None = None,
+              items=None) -> dict[str, pd.DataFrame]:
+    """Several runs keyed by label (default: their folder names), in the order given.
+
+    With ``items`` (``data.Item``s of the evaluated split) each run gains the question text
+    (``question``, for themes) and the gold letter where its lines have none (a test split whose
+    answers come from a separate file)."""
+    runs = {lab: read_predictions(p) for lab, p in zip(run_labels(paths, labels), paths)}
+    return {lab: attach_items(df, items) for lab, df in runs.items()} if items is not None else runs
+
+
+def items_frame(items) -> pd.DataFrame:
+    """Questions as a run-shaped DataFrame with gold letters and no predictions, e.g. the train split
+    as the reference of ``majority_letter_baseline``."""
+    return pd.DataFrame([{"id": str(i.id), "video": i.video_rel, "question": i.question, "answer": i.answer,
+                          "n_choices": i.n_choices, "pred": None} for i in items],
+                        columns=["id", "video", "question", "answer", "n_choices", "pred"])
+
+
+def attach_items(df: pd.DataFrame, items) -> pd.DataFrame:
+    """Copy of a run with ``question`` text from ``items`` and their gold letter where a line has none."""
+    by_id = {str(i.id): i for i in items}
+    out = df.copy()
+    out["question"] = [by_id[i].question if i in by_id else None for i in out["id"]]
+    out["answer"] = [by_id[i].answer if _missing(a) and i in by_id else a for i, a in zip(out["id"], out["answer"])]
+    return out
+
+
+def run_meta(predictions_path: str | Path) -> dict:
+    """What a run was, from the ``run_config.json`` that 03 writes beside its predictions.
+
+    Keys: model, adapter, scorer, variant (``plain``, ``no_video``, ``shuffle_choices``,
+    ``debias:prior`` ...), tiny_random, model_n_frames and max_pixels (to find its cached frames).
+    Empty when there is no such file (predictions from elsewhere)."""
+    path = Path(predictions_path).parent / "run_config.json"
+    if not path.exists():
+        return {}
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    model, infer = cfg.get("model") or {}, cfg.get("infer") or {}
+    parts = [cfg.get("ablation"), f"debias:{cfg['debias']}" if cfg.get("debias") else None]
+    return {"model": model.get("model"), "adapter": model.get("adapter_path"), "scorer": infer.get("scoring"),
+            "variant": "+".join(p for p in parts if p) or "plain", "tiny_random": model.get("tiny_random"),
+            "model_n_frames": model.get("n_frames"), "max_pixels": model.get("max_pixels")}
+
+
+def runs_meta(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> dict[str, dict]:
+    """``run_meta`` of each predictions file, keyed like ``load_runs``."""
+    return {lab: run_meta(p) for lab, p in zip(run_labels(paths, labels), paths)}
 
 
 # --------------------------------------------------------------------------- basics
@@ -223,7 +277,8 @@ def accuracy_by(df: pd.DataFrame, column: str, questions=None, n_boot: int = 0, 
     if column == "theme":
         if questions is None and "question" not in s.columns:
             raise ValueError("accuracy by theme needs questions: a mapping id -> question text")
-        qmap = _question_map(questions) if questions is not None else dict(zip(s["id"], s["question"]))
+        qmap = (_question_map(questions) if questions is not None
+                else {i: q for i, q in zip(s["id"], s["question"]) if isinstance(q, str)})
         s = add_themes(s, qmap).explode("themes").rename(columns={"themes": "theme"})
     rows = []
     for value, g in s.groupby(column, sort=True):
@@ -517,7 +572,8 @@ def summary_table(runs: Mapping[str, pd.DataFrame], meta: Mapping[str, Mapping] 
         has_scores = df["scores"].map(lambda x: isinstance(x, Mapping)).any()
         rows.append({"run": label, "model": m.get("model"), "adapter": m.get("adapter"),
                      "frames": m.get("frames", m.get("n_frames", int(nf.mode().iloc[0]) if len(nf) else None)),
-                     "scorer": m.get("scorer", "likelihood" if has_scores else "generate"),
+                     "scorer": m.get("scorer") or ("likelihood" if has_scores else "generate"),
+                     "variant": m.get("variant"),
                      "accuracy": acc, "ci_low": lo, "ci_high": hi, "chance": chance(df), "n": len(scored(df)),
                      "latency_p50_ms": lat.get("p50_ms"), "latency_p95_ms": lat.get("p95_ms")})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
@@ -547,6 +603,300 @@ def write_summary(table: pd.DataFrame, output_dir: str | Path, name: str = "summ
     table.to_csv(csv, index=False)
     md.write_text(markdown_table(table), encoding="utf-8")
     return csv, md
+
+
+# --------------------------------------------------------------------------- side by side
+
+def per_class_table(runs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Per gold letter: its support, then each run's accuracy on it (recall). A letter-biased run is
+    right on its favourite letter and wrong on the others; debiasing should even this out."""
+    cols = {}
+    for label, df in runs.items():
+        t = per_class_accuracy(df).set_index("letter")
+        cols.setdefault("n_gold", t["n_gold"])
+        cols[label] = t["accuracy"]
+    return pd.DataFrame(cols).rename_axis("letter")
+
+
+def accuracy_table(runs: Mapping[str, pd.DataFrame], column: str) -> pd.DataFrame:
+    """Accuracy per value of ``column`` (``n_choices`` or ``theme``) for each run, beside n and chance
+    (taken from the first run; runs on the same questions share them)."""
+    out = None
+    for label, df in runs.items():
+        t = accuracy_by(df, column).set_index(column)
+        if out is None:
+            out = t[["n", "n_videos", "chance"]].copy()
+        out[label] = t["accuracy"]
+    return out if out is not None else pd.DataFrame()
+
+
+def paired_table(runs: Mapping[str, pd.DataFrame], reference: str | None = None, n_boot: int = 2000,
+                 seed: int = 0) -> pd.DataFrame:
+    """Each run against the reference run (default: the first) on the questions both scored.
+
+    ``wrong_to_right`` / ``right_to_wrong`` count the questions whose correctness changed (the only
+    ones McNemar looks at), ``pred_changed`` those whose letter changed at all; ``diff`` is
+    acc(run) - acc(reference) with its paired by-video interval, ``p_exact`` McNemar's exact p."""
+    labels = list(runs)
+    reference = reference or labels[0]
+    rows = []
+    for label in labels:
+        if label == reference:
+            continue
+        d = paired_comparison(runs[reference], runs[label], n_boot=n_boot, seed=seed)
+        a, b = runs[reference].set_index("id")["pred"], runs[label].set_index("id")["pred"]
+        common = a.index.intersection(b.index)
+        changed = int(sum(x != y for x, y in zip(a[common], b[common]) if not (_missing(x) and _missing(y))))
+        rows.append({"reference": reference, "run": label, "n": d["n"], "acc_reference": d["acc_a"],
+                     "acc_run": d["acc_b"], "diff": d["diff"], "diff_ci_low": d.get("diff_ci_low"), "diff_ci_high": d.get("diff_ci_high"),
+                     "wrong_to_right": d["b01"], "right_to_wrong": d["b10"], "pred_changed": changed,
+                     "p_exact": d["p_exact"]})
+    return pd.DataFrame(rows, columns=["reference", "run", "n", "acc_reference", "acc_run", "diff", "diff_ci_low",
+                                       "diff_ci_high", "wrong_to_right", "right_to_wrong", "pred_changed", "p_exact"])
+
+
+def changed_questions(df_a: pd.DataFrame, df_b: pd.DataFrame) -> pd.DataFrame:
+    """The questions right in one run and wrong in the other: id, question, gold, both letters, direction."""
+    a, b = scored(df_a).set_index("id"), scored(df_b).set_index("id")
+    common = a.index.intersection(b.index)
+    flip = common[a.loc[common, "is_correct"].to_numpy(bool) != b.loc[common, "is_correct"].to_numpy(bool)]
+    q = a["question"] if "question" in a.columns else pd.Series(None, index=a.index)
+    return pd.DataFrame({"id": flip, "question": [q.get(i) for i in flip], "gold": a.loc[flip, "answer"].to_numpy(),
+                         "pred_a": a.loc[flip, "pred"].to_numpy(), "pred_b": b.loc[flip, "pred"].to_numpy(),
+                         "change": np.where(b.loc[flip, "is_correct"].to_numpy(bool), "wrong_to_right",
+                                            "right_to_wrong")}).sort_values("id", ignore_index=True)
+
+
+def changed_vs_reference(runs: Mapping[str, pd.DataFrame], reference: str | None = None) -> pd.DataFrame:
+    """``changed_questions`` of every run against the reference run (default: the first), one table."""
+    labels = list(runs)
+    reference = reference or labels[0]
+    parts = [changed_questions(runs[reference], runs[lab]).assign(run=lab) for lab in labels if lab != reference]
+    cols = ["run", "id", "question", "gold", "pred_a", "pred_b", "change"]
+    out = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+    return out.rename(columns={"pred_a": f"pred ({reference})", "pred_b": "pred (run)"})
+
+
+def debias_effects(runs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """``debias_effect`` of every debiased run, one table with a ``run`` column (empty if none)."""
+    parts = [t.assign(run=lab) for lab, df in runs.items() if (t := debias_effect(df)) is not None]
+    cols = ["run", "letter", "n_gold", "acc_raw", "acc_debiased", "pred_share_raw", "pred_share_debiased"]
+    return pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+
+
+def debias_effect(df: pd.DataFrame) -> pd.DataFrame | None:
+    """For a debiased run (its lines keep ``pred_raw``): per gold letter and overall, accuracy and share
+    of predictions before and after removing the letter prior. None for a run without ``pred_raw``."""
+    if "pred_raw" not in df.columns or df["pred_raw"].map(_missing).all():
+        return None
+    s = scored(df)
+    s["raw_correct"] = [not _missing(p) and p == a for p, a in zip(s["pred_raw"], s["answer"])]
+    rows = []
+    for letter, g in [("all", s)] + list(s.groupby("answer", sort=True)):
+        rows.append({"letter": letter, "n_gold": len(g), "acc_raw": float(g["raw_correct"].mean()),
+                     "acc_debiased": float(g["is_correct"].mean()),
+                     "pred_share_raw": float((s["pred_raw"] == letter).mean()) if letter != "all" else float("nan"),
+                     "pred_share_debiased": float((s["pred"] == letter).mean()) if letter != "all" else float("nan")})
+    return pd.DataFrame(rows)
+
+
+def calibration_table(runs: Mapping[str, pd.DataFrame], n_bins: int = 10) -> pd.DataFrame:
+    """Per run with likelihood scores: n, mean confidence, accuracy on those questions, ECE."""
+    rows = []
+    for label, df in runs.items():
+        c = confidences(df)
+        rows.append({"run": label, "n_with_scores": len(c),
+                     "mean_confidence": float(c["confidence"].mean()) if len(c) else float("nan"),
+                     "accuracy": float(c["is_correct"].mean()) if len(c) else float("nan"), "ece": ece(df, n_bins)})
+    return pd.DataFrame(rows)
+
+
+def latency_table(runs: Mapping[str, pd.DataFrame], budget_s: float = 30.0) -> pd.DataFrame:
+    """Per run: per-question latency percentiles (ms) and the share over the budget."""
+    return pd.DataFrame([{"run": label} | latency_stats(df, budget_s) for label, df in runs.items()])
+
+
+# --------------------------------------------------------------------------- everything for metrics.json
+
+def json_safe(x):
+    """Plain JSON values: numpy scalars unwrapped, NaN / inf as null, tuples and arrays as lists."""
+    if isinstance(x, Mapping):
+        return {str(k): json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray, pd.Index)):
+        return [json_safe(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if x is pd.NA or x is pd.NaT:
+        return None
+    return x
+
+
+def _records(df: pd.DataFrame | None, index: str | None = None) -> list[dict] | None:
+    if df is None:
+        return None
+    return (df.reset_index() if index else df).to_dict("records")
+
+
+def evaluate_runs(runs: Mapping[str, pd.DataFrame], meta: Mapping[str, Mapping] | None = None,
+                  reference: pd.DataFrame | None = None, n_boot: int = 2000, seed: int = 0, budget_s: float = 30.0,
+                  n_bins: int = 10) -> dict:
+    """Every number 05 shows, as one JSON-able dict (``metrics.json``).
+
+    ``reference``: questions with gold letters to rank letters for the majority-letter baseline
+    (ideally the train split, ``items_frame(load_items(train_json))``; the evaluated ids are left
+    out of it); default the first run's own questions, which is slightly optimistic.
+
+    Per run: accuracy with its 95 % by-video interval, chance, majority letter, per-class accuracy,
+    confusion matrix, letter distribution, accuracy by number of choices and by theme (when runs
+    carry ``question``), calibration (ECE, reliability, coverage), latency, and the debiasing effect
+    for debiased runs; then every run paired with the first (McNemar, changed questions) and the
+    summary table. Raises ``ValueError`` for a run without gold answers."""
+    meta = meta or {}
+    labels = list(runs)
+    unlabelled = [lab for lab, df in runs.items() if not len(scored(df))]
+    if unlabelled:
+        raise ValueError(f"runs {unlabelled} have no gold answers: evaluate a labelled split (split='val' in 03) "
+                         "or give answers_json")
+    first = runs[labels[0]]
+    ref = first
+    if reference is not None:  # never rank letters on the evaluated questions themselves (val is part of train)
+        held_out = reference[~reference["id"].astype(str).isin(set(first["id"]))]
+        ref = held_out if len(scored(held_out)) else reference
+    summary = summary_table(runs, meta, n_boot=n_boot, seed=seed).set_index("run")
+    letters = sorted(set().union(*[set(s["answer"]) | set(s["pred"].dropna()) for s in map(scored, runs.values())]))
+    out: dict[str, Any] = {
+        "runs_order": labels, "n_boot": n_boot, "seed": seed, "budget_s": budget_s,
+        "bootstrap_unit": "video",
+        "majority_reference": "given reference questions" if reference is not None else
+        "the evaluated questions (slightly optimistic)",
+        "baselines": {"chance": chance(first), "majority_letter": majority_letter_baseline(ref, first)},
+        "runs": {},
+    }
+    for label, df in runs.items():
+        row = summary.loc[label]
+        has_q = "question" in df.columns and df["question"].map(lambda q: isinstance(q, str)).any()
+        cm = confusion(df, letters) if len(scored(df)) else None
+        out["runs"][label] = {
+            "meta": dict(meta.get(label, {})), "n": int(row["n"]), "accuracy": row["accuracy"],
+            "ci_low": row["ci_low"], "ci_high": row["ci_high"], "chance": row["chance"],
+            "majority_letter": majority_letter_baseline(ref, df),
+            "per_class": _records(per_class_accuracy(df)),
+            "confusion": None if cm is None else {"labels": list(cm.index), "columns": list(cm.columns),
+                                                  "matrix": cm.to_numpy().tolist()},
+            "letters": letter_distribution(df).to_dict("index"),
+            "by_n_choices": _records(accuracy_by(df, "n_choices")),
+            "by_theme": _records(accuracy_by(df, "theme")) if has_q else None,
+            "ece": ece(df, n_bins), "n_with_scores": len(confidences(df)),
+            "reliability": _records(reliability(df, n_bins)), "coverage": _records(coverage_curve(df)),
+            "latency": latency_stats(df, budget_s),
+            "debias_effect": _records(debias_effect(df)),
+        }
+    out["paired"] = []
+    for label in labels[1:]:
+        d = paired_comparison(first, runs[label], n_boot=n_boot, seed=seed)
+        out["paired"].append({"reference": labels[0], "run": label} | d)
+    out["summary"] = _records(summary, index="run")
+    return json_safe(out)
+
+
+# --------------------------------------------------------------------------- error gallery
+
+def worst_theme_errors(df: pd.DataFrame, n_themes: int = 2, per_theme: int = 2, min_n: int = 3) -> pd.DataFrame:
+    """Wrong answers from the ``n_themes`` themes with the lowest accuracy (among themes with at least
+    ``min_n`` questions), the most confident errors first; a ``theme`` column says which.
+    The run must carry ``question`` (``load_runs(..., items=...)``)."""
+    s = scored(df)
+    if not len(s) or "question" not in s.columns:
+        return s.iloc[:0].assign(theme=[])
+    by = accuracy_by(s, "theme")
+    by = by[(by["n"] >= min_n) & (by["theme"] != "unknown")]
+    by = by.sort_values(["accuracy", "n"], ascending=[True, False], kind="stable").head(n_themes)
+    s = add_themes(s, {i: q for i, q in zip(s["id"], s["question"]) if isinstance(q, str)})
+    s["confidence"] = [max(x.values()) if isinstance(x, Mapping) and x else float("nan") for x in s["scores"]]
+    picked, used = [], set()
+    for theme in by["theme"]:
+        wrong = s[~s["is_correct"] & s["themes"].map(lambda t: theme in t) & ~s["id"].isin(used)]
+        wrong = wrong.sort_values("confidence", ascending=False, kind="stable", na_position="last").head(per_theme)
+        used |= set(wrong["id"])
+        picked.append(wrong.assign(theme=theme))
+    return pd.concat(picked, ignore_index=True) if picked else s.iloc[:0].assign(theme=[])
+
+
+def _gallery_frames(row, item, sampling, cache) -> tuple[list[np.ndarray], list[float], str | None]:
+    """The frames a question was answered with (from the frame cache when the run used one)."""
+    from .frames import VideoReadError, sample_frames
+
+    if item is None or row.get("text_only") or not row.get("n_frames"):
+        return [], [], "no frames (text-only answer)"
+    try:
+        sample = sample_frames(item.video_path, sampling, cache=cache)
+    except (VideoReadError, ValueError, OSError) as e:
+        return [], [], f"frames unavailable: {e}"
+    times = [round(t, 3) for t in sample.timestamps]
+    want = {round(float(t), 3) for t in (row.get("frame_times") or [])}
+    keep = [k for k, t in enumerate(times) if t in want] or list(range(len(times)))
+    return [sample.frames[k] for k in keep], [sample.timestamps[k] for k in keep], None
+
+
+def error_gallery_figure(df: pd.DataFrame, items, cache_dir=None, meta: Mapping | None = None, n_themes: int = 2,
+                         per_theme: int = 2, max_frames: int = 4, min_n: int = 3):
+    """For the worst themes, each wrong answer as one row: frames with their times, then the question,
+    the choices (prediction and gold marked) and the confidence.
+
+    Frames are re-read with the run's sampling (``meta`` from ``run_meta``: frames per clip and the
+    pixel budget), so with the run's ``cache_dir`` they come from the frame cache; of a question
+    answered with fewer frames only those are shown (matched by ``frame_times``), at most
+    ``max_frames`` evenly spread."""
+    import textwrap
+
+    from .frames import FrameCache, SamplingConfig
+    from .models import ModelConfig
+
+    meta = meta or {}
+    rows = worst_theme_errors(df, n_themes, per_theme, min_n)
+    by_id = {str(i.id): i for i in items}
+    if not len(rows):
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no wrong answers in a theme with enough questions", ha="center", va="center")
+        return fig
+    nf = pd.to_numeric(df["n_frames"], errors="coerce").dropna()
+    n_frames = int(meta.get("model_n_frames") or (nf.max() if len(nf) and nf.max() > 0 else 8))
+    max_side = ModelConfig(max_pixels=int(meta["max_pixels"])).max_side if meta.get("max_pixels") else 448
+    sampling = SamplingConfig("uniform", n_frames=n_frames, max_side=max_side)
+    cache = FrameCache(cache_dir) if cache_dir else None
+    fig, axes = plt.subplots(len(rows), max_frames + 1, figsize=(2.2 * max_frames + 6, 2.4 * len(rows)),
+                             squeeze=False, gridspec_kw={"width_ratios": [1] * max_frames + [2.8]})
+    for r, row in enumerate(rows.to_dict("records")):
+        item = by_id.get(str(row["id"]))
+        frames, times, note = _gallery_frames(row, item, sampling, cache)
+        show = sorted(set(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))) \
+            if frames else []
+        for c in range(max_frames):
+            ax = axes[r, c]
+            ax.axis("off")
+            if c < len(show):
+                ax.imshow(frames[show[c]])
+                ax.set_title(f"{times[show[c]]:.1f} s", fontsize=8)
+            elif c == 0 and note:
+                ax.text(0.0, 0.5, textwrap.fill(note, 22), fontsize=8, va="center")
+        choices = item.choices if item is not None else []
+        lines = [f"{row['id']}  ·  theme: {row['theme']}", textwrap.fill(f"Q: {row.get('question') or ''}", 60)]
+        for letter, text in choices:
+            mark = "".join(m for m, hit in (("  <- predicted", letter == row["pred"]),
+                                            ("  <- gold", letter == row["answer"])) if hit)
+            lines.append(textwrap.shorten(f"{letter}. {text}", 55, placeholder="...") + mark)
+        conf = row.get("confidence")
+        conf = f"  confidence {conf:.2f}" if isinstance(conf, float) and conf == conf else ""
+        lines.append(f"pred {row['pred']}  gold {row['answer']}{conf}")
+        axes[r, -1].axis("off")
+        axes[r, -1].text(0, 1, "\n".join(lines), fontsize=8, va="top", ha="left", family="DejaVu Sans")
+    fig.tight_layout()
+    return fig
 
 
 # --------------------------------------------------------------------------- plots

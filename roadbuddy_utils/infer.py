@@ -15,13 +15,34 @@ divided among the questions asked about that video in this run) plus its share o
 model time. With ``time_budget_s`` (the task's 30 s), a question whose predicted time exceeds the
 budget is answered with fewer frames (``reduced_frames``: the number used); one that still ends
 over budget is marked ``over_budget``.
+
+Ablations and letter-bias correction are options of the same run (each in its own output_dir),
+marked in every line (``ablation``, ``debias``) and in ``run_config.json``:
+
+* ``no_video``: question and choices only; no frame is decoded (``text_only: true``).
+* ``shuffle_choices=<seed>``: each question's choices are shown in the order
+  ``evaluate.permute_choices(choices, f"{seed}:{id}")``; the letter and the scores are mapped back
+  to the original letters (``perm``: shown letter -> original letter), so ``correct`` stays
+  comparable with the plain run and only the letter-position effects change.
+* ``debias="prior"``: before answering, the model's prior over answer positions is estimated
+  without labels from every cyclic shift of the choices of ``debias_sample`` questions per number
+  of choices (``letter_prior.json``, reused on resume), then divided out of each question's
+  scores. ``debias="cyclic"``: every question is scored under each cyclic shift of its choices and
+  the log-scores averaged (k forward passes per question: about k times the model time). Both need
+  ``scoring="likelihood"``; the model's own scores stay in ``scores_raw`` / ``pred_raw``. The
+  prior's one-off cost is in ``letter_prior.json`` (``seconds``), not in any ``time_ms``.
+
+An output_dir holding lines of another variant is refused rather than resumed into a mixture.
+
+    run_inference(items, vlm, InferConfig(no_video=True), "outputs/demo/03_no_video")
+    run_inference(items, vlm, InferConfig(debias="prior", debias_sample=16), "outputs/demo/03_debiased")
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -43,14 +64,38 @@ class InferConfig:
     num_shards: int = 1  # ... of this many (split by video)
     limit: int | None = None  # answer at most this many questions (after sharding)
     cache_dir: str | None = None  # frame cache folder (None: no cache)
+    no_video: bool = False  # ablation: question and choices only (text-only prompt, nothing decoded)
+    shuffle_choices: int | None = None  # ablation: a seed; choices permuted per question, answers mapped back
+    debias: str | None = None  # letter-bias correction of likelihood scores: "prior" | "cyclic" (None: off)
+    debias_sample: int = 16  # debias="prior": questions per number of choices used to estimate the prior
 
     def __post_init__(self):
         if self.scoring not in ("likelihood", "generate"):
             raise ValueError(f"scoring must be 'likelihood' or 'generate', got {self.scoring!r}")
+        if self.debias not in (None, "prior", "cyclic"):
+            raise ValueError(f"debias must be None, 'prior' or 'cyclic', got {self.debias!r}")
+        if self.debias and self.scoring != "likelihood":
+            raise ValueError(f"debias={self.debias!r} corrects likelihood scores: it needs scoring='likelihood'")
+        if self.debias_sample < 1:
+            raise ValueError(f"debias_sample must be >= 1, got {self.debias_sample}")
+        if self.shuffle_choices is not None and (isinstance(self.shuffle_choices, bool)
+                                                 or not isinstance(self.shuffle_choices, int)):
+            raise ValueError(f"shuffle_choices must be an integer seed or None, got {self.shuffle_choices!r}")
         if not 0 <= self.shard_index < self.num_shards:
             raise ValueError(f"shard_index {self.shard_index} outside 0..{self.num_shards - 1}")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+
+    @property
+    def ablation(self) -> str | None:
+        """``no_video``, ``shuffle_choices``, both joined by ``+``, or None for the plain run."""
+        flags = (("no_video", self.no_video), ("shuffle_choices", self.shuffle_choices is not None))
+        on = [name for name, flag in flags if flag]
+        return "+".join(on) or None
+
+    def variant(self) -> dict:
+        """What makes this run's lines incomparable with another run's (checked on resume)."""
+        return {"ablation": self.ablation, "debias": self.debias, "shuffle_seed": self.shuffle_choices}
 
 
 @dataclass
@@ -126,6 +171,174 @@ def _free_memory():
         torch.cuda.empty_cache()
 
 
+# --------------------------------------------------------------------------- ablations and letter bias
+
+def present(item: Item, cfg: InferConfig) -> tuple[Item, dict[str, str] | None]:
+    """The question as the model sees it: with ``shuffle_choices``, a copy whose choices are permuted
+    and relabelled A.., and the mapping shown letter -> original letter (else the item itself, None)."""
+    if cfg.shuffle_choices is None:
+        return item, None
+    from .evaluate import permute_choices
+
+    shown, mapping = permute_choices(item.choices, f"{cfg.shuffle_choices}:{item.id}")
+    return replace(item, choices=shown, answer=None), mapping
+
+
+def _by_position(scores: dict, choices) -> np.ndarray:
+    return np.array([scores[letter] for letter, _ in choices], dtype=float)
+
+
+def _as_scores(v, choices) -> dict[str, float]:
+    return {letter: round(float(x), 6) for (letter, _), x in zip(choices, v)}
+
+
+def _score_shifts(vlm, examples: list[Example], cfg: InferConfig) -> list[list[dict] | str]:
+    """Likelihood scores of each example under every cyclic shift of its choices.
+
+    Per example: the list of score dicts, shift 0 first (``evaluate.cyclic_shift``'s convention: the
+    letters are the shown ones, A.. by position), or the error message if any shift failed. Shifts
+    are batched ``batch_size`` at a time, so a batch never holds more than the plain run's."""
+    from .evaluate import cyclic_shift
+
+    flat = [(k, replace(ex, item=replace(ex.item, choices=cyclic_shift(ex.item.choices, s)[0])))
+            for k, ex in enumerate(examples) for s in range(ex.item.n_choices)]
+    results: list[dict] = []
+    for j in range(0, len(flat), cfg.batch_size):
+        results += _answer_batch(vlm, [e for _, e in flat[j:j + cfg.batch_size]], cfg)
+    out: list[list[dict] | str] = [[] for _ in examples]
+    for (k, _), r in zip(flat, results):
+        if isinstance(out[k], str):
+            continue
+        if r["error"] or not r["scores"]:
+            out[k] = r["error"] or "no scores"
+        else:
+            out[k].append(r["scores"])
+    return out
+
+
+def _debiased(vlm, examples: list[Example], cfg: InferConfig, prior) -> list[dict]:
+    """Answers with the letter-position prior removed; ``scores_raw`` / ``pred_raw`` keep the model's own."""
+    from .evaluate import cyclic_average, debias_scores
+
+    if cfg.debias == "prior":
+        results = _answer_batch(vlm, examples, cfg)
+        for ex, r in zip(examples, results):
+            if r["scores"]:
+                raw = r["scores"]
+                v = debias_scores(_by_position(raw, ex.item.choices), prior or {})
+                r.update(scores=_as_scores(v, ex.item.choices), scores_raw=raw, pred_raw=r["pred"])
+                r["pred"] = max(r["scores"], key=r["scores"].get)
+        return results
+    results = []
+    for ex, shifts in zip(examples, _score_shifts(vlm, examples, cfg)):
+        if isinstance(shifts, str):
+            results.append({"pred": None, "scores": None, "raw": None, "source": None, "error": shifts})
+            continue
+        raw = _as_scores([shifts[0][l] for l in sorted(shifts[0])], ex.item.choices)  # shift 0 = the plain order
+        avg = cyclic_average([[s[l] for l in sorted(s)] for s in shifts])
+        scores = _as_scores(avg, ex.item.choices)
+        results.append({"pred": max(scores, key=scores.get), "scores": scores, "raw": None, "source": "likelihood",
+                        "error": None, "scores_raw": raw, "pred_raw": max(raw, key=raw.get)})
+    return results
+
+
+def _answer(vlm, examples: list[Example], cfg: InferConfig, prior) -> list[dict]:
+    return _debiased(vlm, examples, cfg, prior) if cfg.debias else _answer_batch(vlm, examples, cfg)
+
+
+def _map_back(r: dict, mapping: dict[str, str] | None) -> dict:
+    """A result on shown letters expressed on the item's own letters (shuffle_choices)."""
+    if mapping is None:
+        return r
+    from .evaluate import map_back
+
+    return r | {k: map_back(r[k], mapping) for k in ("pred", "scores", "pred_raw", "scores_raw") if k in r}
+
+
+def _load_frames(video: str, cfg: InferConfig, sampling: SamplingConfig,
+                 cache) -> tuple[FrameSample | None, str | None]:
+    """The clip's frames (None with the read error, or None for the no_video ablation)."""
+    if cfg.no_video:
+        return None, None
+    try:
+        return sample_frames(video, sampling, cache=cache), None
+    except (VideoReadError, ValueError) as e:
+        return None, str(e)
+
+
+def _examples(its: Sequence[Item], sample: FrameSample | None, cfg: InferConfig) -> tuple[list[Example], list]:
+    presented = [present(it, cfg) for it in its]
+    examples = [Example(p, sample.frames, sample.timestamps, sample.frame_indices, sample.info.fps,
+                        sample.info.n_frames) if sample is not None else Example(p, None) for p, _ in presented]
+    return examples, [m for _, m in presented]
+
+
+def estimate_prior(items: Sequence[Item], vlm, cfg: InferConfig, sampling: SamplingConfig, cache=None,
+                   progress: bool = True) -> dict:
+    """The model's prior over answer positions, from the questions themselves and no labels.
+
+    Takes ``debias_sample`` questions per number of choices (a fixed seed), scores each under every
+    cyclic shift of its choices (frames as in the run: none for ``no_video``) and averages the
+    log-scores by position (``evaluate.estimate_letter_prior``): every choice sits in every position
+    once, so what the content contributes cancels and the positional preference remains.
+    Returns ``{"prior": {k: [p_A, ...]}, "n_questions": {k: n}, "ids": [...], "seconds": s}``."""
+    from tqdm.auto import tqdm
+
+    from .evaluate import estimate_letter_prior
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(0)
+    by_k: dict[int, list[Item]] = {}
+    for it in items:
+        if it.n_choices >= 2:
+            by_k.setdefault(it.n_choices, []).append(it)
+    chosen = []
+    for k, its in sorted(by_k.items()):
+        chosen += [its[j] for j in sorted(rng.choice(len(its), size=min(cfg.debias_sample, len(its)), replace=False))]
+    by_video: dict[str, list[Item]] = {}
+    for it in chosen:
+        by_video.setdefault(str(it.video_path), []).append(it)
+    rows = []
+    for video, its in tqdm(by_video.items(), desc="letter prior", disable=not progress):
+        sample, _ = _load_frames(video, cfg, sampling, cache)
+        examples, _ = _examples(its, sample, cfg)
+        rows += [[[sc[l] for l in sorted(sc)] for sc in shifts]  # shown letters A.. = positions
+                 for shifts in _score_shifts(vlm, examples, cfg) if not isinstance(shifts, str)]
+    prior = estimate_letter_prior(rows)
+    counts: dict[int, int] = {}
+    for r in rows:
+        counts[len(r[0])] = counts.get(len(r[0]), 0) + 1
+    return {"prior": {int(k): [round(float(x), 6) for x in v] for k, v in prior.items()},
+            "n_questions": counts, "ids": [it.id for it in chosen], "seconds": round(time.perf_counter() - t0, 2)}
+
+
+def _prior_for_run(mine: Sequence[Item], vlm, cfg: InferConfig, sampling, cache, out: Path, progress: bool) -> dict:
+    """``letter_prior.json`` of this output_dir if it was made for the same run, else estimate it anew."""
+    key = hashlib.sha1(json.dumps([cfg.variant(), cfg.debias_sample, cfg.lang, [i.id for i in mine],
+                                   vlm.describe()], sort_keys=True, default=str).encode()).hexdigest()[:16]
+    path = out / "letter_prior.json"
+    if path.exists():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+            if saved.get("key") == key:
+                return saved
+        except (OSError, ValueError):
+            pass
+    est = estimate_prior(mine, vlm, cfg, sampling, cache, progress) | {"key": key}
+    write_json(est, path)
+    return est
+
+
+def check_variant(lines: Sequence[dict], cfg: InferConfig, path) -> None:
+    """Refuse to append to predictions of another kind of run (a plain run resumed as an ablation)."""
+    want = cfg.variant()
+    for r in lines:
+        got = {k: r.get(k) for k in want}
+        if got != want:
+            raise ValueError(f"{path} holds lines of another run variant ({got}) than this one ({want}); "
+                             "give each ablation / debiasing run its own output_dir")
+
+
 def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, progress: bool = True,
                   tags: dict | None = None) -> list[dict]:
     """Answer ``items`` (this shard, minus what is done); returns every line for this shard."""
@@ -134,36 +347,39 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     pred_path = out / "predictions.jsonl"
-    write_json({"infer": asdict(cfg), "model": vlm.describe(), **(tags or {})}, out / "run_config.json")
     mine = shard_items(items, cfg.shard_index, cfg.num_shards)
     if cfg.limit is not None:
         mine = mine[: cfg.limit]
     repair_jsonl(pred_path)
+    if pred_path.exists():
+        check_variant(read_jsonl(pred_path), cfg, pred_path)
+    cache = FrameCache(cfg.cache_dir) if cfg.cache_dir else None
+    # frames per clip and pixel budget belong to the model wrapper (one validated place)
+    sampling = SamplingConfig("uniform", n_frames=vlm.cfg.n_frames, max_side=vlm.cfg.max_side)
+    prior = None
+    run_config = {"infer": asdict(cfg), "ablation": cfg.ablation, "debias": cfg.debias, "model": vlm.describe(),
+                  **(tags or {})}
+    if cfg.debias == "prior":
+        est = _prior_for_run(mine, vlm, cfg, sampling, cache, out, progress)
+        prior = {int(k): np.array(v) for k, v in est["prior"].items()}
+        run_config["letter_prior"] = {k: est[k] for k in ("prior", "n_questions", "seconds")}
+    write_json(run_config, out / "run_config.json")
     done = load_done(pred_path)
     todo = [i for i in mine if i.id not in done]
     by_video: dict[str, list[Item]] = {}
     for it in todo:
         by_video.setdefault(str(it.video_path), []).append(it)
-    cache = FrameCache(cfg.cache_dir) if cfg.cache_dir else None
-    # frames per clip and pixel budget belong to the model wrapper (one validated place)
-    sampling = SamplingConfig("uniform", n_frames=vlm.cfg.n_frames, max_side=vlm.cfg.max_side)
+    variant = {"ablation": cfg.ablation, "debias": cfg.debias}
     ms_per_frame: list[float] = []  # measured model time per question per frame (for the budget)
     bar = tqdm(total=len(todo), desc=f"answer ({cfg.scoring})", disable=not progress)
     with open(pred_path, "a", encoding="utf-8") as f:
         for video, its in by_video.items():
             t0 = time.perf_counter()
-            sample: FrameSample | None = None
-            video_error = None
-            try:
-                sample = sample_frames(video, sampling, cache=cache)
-            except (VideoReadError, ValueError) as e:
-                video_error = str(e)
+            sample, video_error = _load_frames(video, cfg, sampling, cache)
             frame_ms = (time.perf_counter() - t0) * 1000 / len(its)
             for k in range(0, len(its), cfg.batch_size):
                 chunk = its[k:k + cfg.batch_size]
-                examples = [Example(it, sample.frames, sample.timestamps, sample.frame_indices, sample.info.fps,
-                                    sample.info.n_frames)
-                            if sample is not None else Example(it, None) for it in chunk]
+                examples, mappings = _examples(chunk, sample, cfg)
                 reduced = None
                 if sample is not None and cfg.time_budget_s and ms_per_frame:
                     per_frame = float(np.median(ms_per_frame))
@@ -174,12 +390,12 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
                         examples = [_subsample(ex, n) for ex in examples]
                         reduced = len(examples[0].frames)
                 t1 = time.perf_counter()
-                results = _answer_batch(vlm, examples, cfg)
+                results = _answer(vlm, examples, cfg, prior)
                 model_ms = (time.perf_counter() - t1) * 1000 / len(chunk)
                 if sample is not None and not any(r["error"] for r in results):
                     ms_per_frame.append(model_ms / len(examples[0].frames))
-                for ex, r in zip(examples, results):
-                    it = ex.item
+                for it, ex, r, mapping in zip(chunk, examples, results, mappings):
+                    r = _map_back(r, mapping)
                     total = frame_ms + model_ms
                     line = {"id": it.id, "video": it.video_rel, "pred": r["pred"], "scores": r["scores"],
                             "answer": it.answer, "correct": (r["pred"] == it.answer) if it.answer and r["pred"] else None,
@@ -188,8 +404,12 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
                             "n_frames": 0 if ex.frames is None else len(ex.frames),
                             "frame_times": [round(t, 3) for t in ex.timestamps], "reduced_frames": reduced,
                             "over_budget": bool(cfg.time_budget_s and total > cfg.time_budget_s * 1000),
-                            "prompt_hash": prompt_hash(vlm, ex, cfg), **(tags or {})}
-                    f.write(json.dumps(line, ensure_ascii=False) + "\n")
+                            "prompt_hash": prompt_hash(vlm, ex, cfg), **variant}
+                    if mapping is not None:
+                        line |= {"shuffle_seed": cfg.shuffle_choices, "perm": mapping}
+                    if cfg.debias:
+                        line |= {"scores_raw": r.get("scores_raw"), "pred_raw": r.get("pred_raw")}
+                    f.write(json.dumps(line | (tags or {}), ensure_ascii=False) + "\n")
                 f.flush()
                 bar.update(len(chunk))
     bar.close()

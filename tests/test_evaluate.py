@@ -270,3 +270,31 @@ def test_summary_table_writers_and_plots(tmp_path):
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
     for f in figs:
         plt.close(f)
+
+
+def test_evaluate_runs_side_by_side_and_json(tmp_path):
+    """Two runs on the same questions: paired counts, changed questions, debias effect, plain JSON out."""
+    base = [(f"q{i}", f"v{i // 2}", "A", "A" if i % 3 else "B", {"A": 0.6, "B": 0.4}, 2, 100 + i) for i in range(12)]
+    a = run(base)
+    b = run([(i, v, "B" if k < 4 else p, g, s, n, t) for k, (i, v, p, g, s, n, t) in enumerate(base)])
+    b["pred_raw"] = a["pred"]  # as a debiased run writes it
+    runs = {"a": a, "b": b}
+    pt = ev.paired_table(runs, n_boot=100)
+    row = pt.iloc[0]
+    # q0..q3 changed A -> B: q0, q3 (gold B) wrong -> right; q1, q2 (gold A) right -> wrong
+    assert (row["run"], row["wrong_to_right"], row["right_to_wrong"], row["pred_changed"]) == ("b", 2, 2, 4)
+    ch = ev.changed_vs_reference(runs)
+    assert list(ch["id"]) == ["q0", "q1", "q2", "q3"] and list(ch["change"][:2]) == ["wrong_to_right", "right_to_wrong"]
+    eff = ev.debias_effects(runs).set_index("letter")
+    assert list(ev.debias_effects(runs)["run"].unique()) == ["b"]
+    assert eff.loc["all", "acc_raw"] == ev.accuracy(a) and eff.loc["all", "acc_debiased"] == ev.accuracy(b)
+    # the reference for the majority letter leaves out the evaluated ids (val questions are part of train)
+    reference = pd.concat([a.assign(pred=None), run([(f"t{i}", "t", None, "B") for i in range(5)])])
+    m = ev.evaluate_runs(runs, {"a": {"model": "m", "variant": "plain"}}, reference=reference, n_boot=100)
+    json.dumps(m, allow_nan=False)  # NaN -> null, numpy -> plain
+    assert m["runs_order"] == ["a", "b"] and m["baselines"]["majority_letter"] == pytest.approx(ev.accuracy(
+        a.assign(pred="B")))
+    assert m["paired"][0]["b01"] == 2 and m["summary"][0]["variant"] == "plain" and m["runs"]["b"]["debias_effect"]
+    assert m["runs"]["a"]["by_theme"] is None and m["runs"]["a"]["confusion"]["labels"] == ["A", "B"]
+    with pytest.raises(ValueError, match="no gold answers"):
+        ev.evaluate_runs({"x": a.assign(answer=None)})
