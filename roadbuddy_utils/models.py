@@ -3,6 +3,7 @@
     vlm = VLM.load(ModelConfig("OpenGVLab/InternVL3-8B-hf", dtype="bfloat16", n_frames=8))
     vlm = VLM.load(ModelConfig("tiny:qwen2_5_vl"))            # tiny random model, same code path
     results = vlm.answer(examples, scoring="likelihood")     # [{pred, scores, raw, source, error}]
+    vlm.chat_generate([(system, [("text", "CAM_FRONT:"), ("image", "f.jpg"), ("text", "Question ...")])])
 
 Families (``config.model_type``): ``internvl`` (HF-format InternVL3 checkpoints), ``qwen2_5_vl``
 (and ``qwen2_vl``), ``qwen3_vl``. Everything family-specific lives in ``_content`` and ``_inputs``:
@@ -12,6 +13,8 @@ Families (``config.model_type``): ``internvl`` (HF-format InternVL3 checkpoints)
 * Qwen sees one video input with the true fps and frame indices (``video_metadata``; without it
   the processor assumes 24 fps, and Qwen3-VL writes wrong ``<t seconds>`` stamps into the prompt).
 * A question without frames (unreadable video, ``no_video`` ablation) gets a text-only prompt.
+* ``chat_*`` methods take free-form prompts of text and separate images (the multi-camera
+  pipeline's camera-labelled views): both families get each image as its own image input.
 
 ``likelihood`` scoring is one forward pass: the logits at the position after
 ``<|im_start|>assistant\\n`` restricted to the letters the question offers, softmaxed. It cannot
@@ -251,6 +254,87 @@ class VLM:
             for k, s in zip(missing, self.letter_scores([examples[k] for k in missing], lang)):
                 results[k].update(pred=max(s, key=s.get), scores=s, source="fallback_likelihood")
         return results
+
+
+    # ------------------------------------------------------------------ interleaved multi-image prompts
+    # Used by the multi-camera pipeline (mv_run.py): a prompt is ``(system, segments)`` with
+    # segments ``[("text", str) | ("image", path | PIL image | (H, W, 3) uint8 array), ...]`` in the
+    # order the model reads them (a camera label before each image). Both families get each image as
+    # its own ``{"type": "image"}`` entry. InternVL: one 448 px tile per image (tiling off: six
+    # cameras x 13 tiles would be ~20 k tokens); Qwen: the image shrunk to ``max_pixels`` first.
+
+    def chat_messages(self, system: str | None, segments) -> list[dict]:
+        content, after_image = [], False
+        for kind, v in segments:
+            if kind == "image":
+                content.append({"type": "image"})
+            else:  # Qwen's image block ends without a newline (InternVL's template adds one): add it
+                nl = "\n" if after_image and self.family != "internvl" else ""
+                content.append({"type": "text", "text": nl + str(v)})
+            after_image = kind == "image"
+        sys = [{"role": "system", "content": [{"type": "text", "text": system}]}] if system else []
+        return sys + [{"role": "user", "content": content}]
+
+    def chat_render(self, system: str | None, segments) -> str:
+        """The prompt text with the chat template applied (image placeholders not yet expanded)."""
+        return self.processor.apply_chat_template(self.chat_messages(system, segments), tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def chat_inputs(self, prompts):
+        """Processor tensors (left-padded) for a list of ``(system, segments)`` prompts."""
+        texts = [self.chat_render(system, segs) for system, segs in prompts]
+        images = [_image_array(v, self.cfg.max_pixels) for _, segs in prompts for kind, v in segs if kind == "image"]
+        kw: dict = {"text": texts, "padding": True, "return_tensors": "pt"}
+        if images:
+            kw["images"] = images
+            if self.family == "internvl":
+                kw["crop_to_patches"] = False
+        return self.processor(**kw).to(self.device)
+
+    def chat_letter_scores(self, prompts, letters) -> list[dict]:
+        """Softmax over ``letters[k]`` (the letters prompt k offers) at the answer position."""
+        import torch
+
+        with torch.inference_mode():
+            batch = self.chat_inputs(prompts)
+            logits = self.model(**batch, logits_to_keep=1).logits[:, -1, :].float()
+        out = []
+        for row, ls in zip(logits, letters):
+            ids = torch.tensor([self.letter_ids[l] for l in ls], device=row.device)
+            p = torch.softmax(row[ids], dim=-1).cpu().numpy()
+            out.append({l: round(float(v), 6) for l, v in zip(ls, p)})
+        return out
+
+    def chat_generate(self, prompts, max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 0.7,
+                      top_p: float = 0.9) -> list[str]:
+        """Generated replies; greedy unless ``do_sample`` (seed torch beforehand for repeatable samples)."""
+        import torch
+
+        sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if do_sample else \
+            {"do_sample": False, "temperature": None, "top_p": None, "top_k": None}
+        with torch.inference_mode():
+            batch = self.chat_inputs(prompts)
+            tok = self.processor.tokenizer
+            out = self.model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
+                                      **sampling)
+        return tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def _image_array(image, max_pixels: int) -> np.ndarray:
+    """An (H, W, 3) uint8 RGB array within the pixel budget, from a path, a PIL image or an array."""
+    if isinstance(image, np.ndarray):
+        arr = image
+    else:
+        from PIL import Image
+
+        if isinstance(image, (str, Path)):
+            with Image.open(image) as im:
+                arr = np.array(im.convert("RGB"))  # a writable copy: torch warns on read-only
+        else:
+            arr = np.array(image.convert("RGB"))
+    if arr.ndim != 3 or arr.shape[2] != 3:
+        raise ValueError(f"expected an RGB image (H, W, 3), got shape {arr.shape}")
+    return fit_pixels(arr[None], max_pixels)[0]
 
 
 def _metadata(ex, frames: np.ndarray) -> dict:

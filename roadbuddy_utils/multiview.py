@@ -6,6 +6,7 @@
         it.subtask, it.rule = classify(it)
         p = build_prompt(it, routes[it.subtask], select_images(it, max_images=6))
         # the model wrapper turns p.segments() into chat content; the answer goes into result_line(...)
+    # mv_run.py runs this loop with models by size, fallback and resume (notebook 06)
     python -c "from roadbuddy_utils.mv_demo import make_demo_multiview; make_demo_multiview('outputs/demo/mv')"  # tiny
 
 Two input formats are read into one typed ``MVItem``:

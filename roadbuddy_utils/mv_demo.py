@@ -1,6 +1,7 @@
 """Stand-in six-camera data for the multi-camera demo: real fixture questions, drawn images, a small KB.
 
     paths = make_demo_multiview("outputs/demo/mv", n=24, seed=0)
+    paths = ensure_demo_multiview("outputs/demo/multiview")   # the same, skipped when already there (06)
     items, problems = load_multiview(paths["questions"], image_root=paths["image_root"])
 
 No real nuScenes image may be shipped, so each frame gets six small drawn images (one colour per
@@ -120,3 +121,17 @@ def make_demo_multiview(out_dir, questions_json=None, n: int = 24, seed: int = 0
     kb_path = write_json({"annotations": anns}, out / "kb.json")
     return {"questions": str(q_path), "kb": str(kb_path), "image_root": str(out), "n_items": len(records),
             "n_answered": len(with_answer), "n_overlap": len(overlap), "missing_images": missing}
+
+
+def ensure_demo_multiview(out_dir, **kw) -> dict:
+    """``make_demo_multiview`` unless ``out_dir`` already holds its questions and KB (then their
+    paths, read back); ``kw`` as for ``make_demo_multiview``, used only when it runs."""
+    import json
+
+    out = Path(out_dir)
+    q, kb = out / "questions.json", out / "kb.json"
+    if not (q.is_file() and kb.is_file()):
+        return make_demo_multiview(out, **kw) | {"created": True}
+    records = json.loads(q.read_text(encoding="utf-8"))
+    return {"questions": str(q), "kb": str(kb), "image_root": str(out), "n_items": len(records),
+            "n_answered": sum(bool(r.get("answer")) for r in records), "created": False}
