@@ -1,4 +1,4 @@
-"""Command line: ``python -m roadbuddy_utils {validate,demo-data,run} ...`` (``--help`` on each)."""
+"""Command line: ``python -m roadbuddy_utils {validate,demo-data,run,train} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,9 @@ def main(argv=None) -> int:
     r = sub.add_parser("run", help="execute the notebooks of a profile with papermill")
     r.add_argument("--profile", required=True, help="demo | kaggle (a folder in params/)")
     r.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,02")
+
+    t = sub.add_parser("train", help="fine-tune (LoRA) from a YAML/JSON config; works under torchrun / accelerate")
+    t.add_argument("--config", required=True, help="TrainConfig fields as YAML or JSON (e.g. params/demo/04_lora_train.yaml)")
 
     args = ap.parse_args(argv)
     if args.cmd == "validate":
@@ -48,6 +51,14 @@ def main(argv=None) -> int:
         from .runner import main_run
 
         return main_run(args.profile, args.only)
+    if args.cmd == "train":
+        import yaml
+
+        from .train import config_from, train
+
+        with open(args.config, encoding="utf-8") as f:
+            train(config_from(yaml.safe_load(f)))
+        return 0
     return 2
 
 

@@ -61,3 +61,92 @@ def test_runner_stops_at_first_failing_notebook(smoke_data, tmp_path):
                     prepare=False, log=lambda *_: None)
     manifest = json.loads((tmp_path / "outputs" / "demo" / "manifest.json").read_text())
     assert [n["status"] for n in manifest["notebooks"]] == ["failed"]  # 02 never started
+
+
+def test_smoke_03_07(smoke_data, tmp_path):
+    """03 answers the demo public test with a tiny model (one clip corrupt), 07 writes the submission."""
+    pub = smoke_data / "traffic_buddy_train+public_test"
+    test_json = str(pub / "public_test/public_test.json")
+    params = {"03_zero_shot": {"data_json": test_json, "videos_root": str(pub), "output_dir": str(tmp_path / "03"),
+                               "answers_json": str(smoke_data / "answers/public_test_answers.json"),
+                               "cache_dir": str(tmp_path / "cache")},
+              "07_submit": {"predictions": [str(tmp_path / "03" / "predictions.jsonl")], "test_json": test_json,
+                            "videos_root": str(pub), "output_dir": str(tmp_path / "07")}}
+    victim = sorted((pub / "public_test/videos").glob("*.mp4"))[0]
+    victim.write_bytes(b"broken")
+    m = run_profile("demo", only=["03_zero_shot", "07_submit"], output_root=tmp_path / "outputs",
+                    extra_params=params, prepare=False, log=lambda *_: None)
+    assert [n["status"] for n in m["notebooks"]] == ["ok", "ok"]
+    lines = read_jsonl(tmp_path / "03" / "predictions.jsonl")
+    metrics = json.loads((tmp_path / "03" / "metrics.json").read_text())
+    assert metrics["n"] == len(lines) > 0 and 0 <= metrics["accuracy"] <= 1 and 0.25 <= metrics["chance"] <= 0.5
+    assert metrics["model"]["tiny_random"] and "p95" in metrics["latency_ms"]
+    assert {"id", "pred", "scores", "answer", "correct", "time_ms", "source", "error"} <= set(lines[0])
+    broken = [r for r in lines if r["text_only"]]
+    assert broken and all(r["pred"] and "cannot read" in r["error"] for r in broken)
+    assert (tmp_path / "03" / "confusion.png").exists()
+    sub = (tmp_path / "07" / "submission.csv").read_text().splitlines()
+    assert sub[0] == "id,answer" and len(sub) == len(lines) + 1
+    assert (tmp_path / "07" / "time_submission.csv").read_text().splitlines()[0] == "id,answer,time"
+
+
+def test_smoke_06_multiview(tmp_path):
+    """06 draws the stand-in multi-camera data itself, routes to two tiny models, retrieves, scores."""
+    import yaml
+
+    from roadbuddy_utils.multiview import DEFAULT_ROUTING
+
+    mv, out = tmp_path / "mv", tmp_path / "06"
+    routing = {s: v | {"max_new_tokens": 4, "max_new_tokens_open": 4}
+               for s, v in yaml.safe_load(DEFAULT_ROUTING.read_text()).items()}  # short answers: fast
+    params = {"demo_dir": str(mv), "multiview_json": str(mv / "questions.json"), "image_root": str(mv),
+              "kb_file": str(mv / "kb.json"), "output_dir": str(out), "routing": routing, "limit": 4}
+    m = run_profile("demo", only=["06"], output_root=tmp_path / "outputs",
+                    extra_params={"06_multiview_router_rag": params}, prepare=False, log=lambda *_: None)
+    assert [n["status"] for n in m["notebooks"]] == ["ok"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    lines = json.loads((out / "results.json").read_text())
+    assert metrics["n_items"] == 24 and len(lines) == metrics["n_run"] == 4 and metrics["n_errors"] == 0
+    assert sum(r["n"] for r in metrics["subtask_counts"][:-1]) == 24 and metrics["defaults"] == []
+    assert metrics["leakage"]["n_items"] == 4 and metrics["leakage"]["n_overlap"] >= 1  # KB copies of demo items
+    assert metrics["n_problems"] >= 1  # one image file is left out on purpose
+    assert set(metrics["routing"]["per_model_used"]) == {"small", "large"}
+    assert metrics["score"]["n_scored"] > 0 and metrics["models"]["small"]["note"]
+    assert {"subtask", "model_routed", "model_used", "answer", "rag_notes", "error", "category"} <= set(lines[0])
+    assert any(l["rag_notes"] for l in lines)
+
+
+def test_smoke_05_eval(smoke_data, tmp_path, tiny_vlm):
+    """05 compares three tiny-model runs (plain, no video, debiased) of the train questions (one clip corrupt)."""
+    import papermill as pm
+
+    from roadbuddy_utils.data import load_items
+    from roadbuddy_utils.infer import InferConfig, run_inference
+    from roadbuddy_utils.runner import REPO
+
+    root = smoke_data / "traffic_buddy_train+public_test"
+    items = load_items(root / "train/train.json", root)
+    vlm = tiny_vlm("internvl", n_frames=2)
+    runs = {"plain": {}, "no_video": {"no_video": True}, "prior": {"debias": "prior", "debias_sample": 2}}
+    for name, kw in runs.items():
+        run_inference(items, vlm, InferConfig(batch_size=8, limit=16, cache_dir=str(tmp_path / "cache"), **kw),
+                      tmp_path / name, progress=False)
+    out = tmp_path / "05"
+    params = {"predictions": [str(tmp_path / n / "predictions.jsonl") for n in runs], "labels": list(runs),
+              "data_json": str(root / "train/train.json"), "videos_root": str(root),
+              "cache_dir": str(tmp_path / "cache"), "output_dir": str(out), "n_boot": 200, "gallery_per_theme": 1}
+    pm.execute_notebook(str(REPO / "notebooks/05_eval.ipynb"), str(tmp_path / "05_eval.ipynb"), parameters=params,
+                        cwd=str(REPO), kernel_name="python3", progress_bar=False)
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["runs_order"] == list(runs) and len(m["paired"]) == 2 and len(m["summary"]) == 3
+    for name, r in m["runs"].items():
+        assert r["n"] == 16 and r["ci_low"] <= r["accuracy"] <= r["ci_high"]
+        assert 0.25 <= r["chance"] <= 0.5 and r["meta"]["tiny_random"] and r["by_theme"]
+        assert r["latency"]["share_over_budget"] == 0
+    assert m["runs"]["no_video"]["meta"]["variant"] == "no_video" and m["runs"]["prior"]["debias_effect"]
+    assert m["runs"]["plain"]["debias_effect"] is None and 0 <= m["paired"][0]["p_exact"] <= 1
+    summary = (out / "summary.csv").read_text().splitlines()
+    assert summary[0].startswith("run,model,adapter,frames,scorer,variant,accuracy") and len(summary) == 4
+    assert (out / "summary.md").read_text().startswith("| run |")
+    for png in ("accuracy", "confusion", "letters", "reliability", "coverage", "error_gallery", "latency"):
+        assert (out / f"{png}.png").stat().st_size > 5_000, png
