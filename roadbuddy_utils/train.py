@@ -39,6 +39,22 @@ VISION = {"internvl": r".*vision_tower.*\.(q_proj|k_proj|v_proj|projection_layer
           "qwen": r".*visual\.blocks.*\.(qkv|proj|gate_proj|up_proj|down_proj)$",
           "qwen3": r".*visual\.blocks.*\.(qkv|proj|linear_fc1|linear_fc2)$"}
 PROJECTOR = {"internvl": ["multi_modal_projector"], "qwen": ["merger"], "qwen3": ["merger", "deepstack_merger_list"]}
+
+
+def projector_modules(model, family: str) -> list[str]:
+    """Names ``modules_to_save`` can wrap: a ModuleList (Qwen3-VL's deepstack mergers) by its items."""
+    import torch
+
+    names = []
+    for key in PROJECTOR[family]:
+        for name, m in model.named_modules():
+            if name.split(".")[-1] == key:
+                if isinstance(m, torch.nn.ModuleList):
+                    names += [f"{key}.{i}" for i in range(len(m))]
+                else:
+                    names.append(key)
+                break
+    return sorted(set(names))
 TRAINABLE = {"lora", "projector", "vision", "lm_head", "full"}
 
 
@@ -158,7 +174,7 @@ def apply_trainable(model, family: str, cfg: TrainConfig):
 
     save = []
     if "projector" in cfg.trainable:
-        save += PROJECTOR[family]
+        save += projector_modules(model, family)
     if "lm_head" in cfg.trainable:
         save.append("lm_head")
     lcfg = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, bias="none",
@@ -382,6 +398,7 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
     log(f"{len(train_items)} training / {len(val_items)} validation questions; accuracy before {acc_before:.3f} "
         f"(chance {chance:.3f})")
 
+    set_seed(cfg.seed)  # LoRA initialisation must not depend on what ran before (a model build, a cache miss)
     model = apply_trainable(vlm.model, vlm.family, cfg)
     counts = trainable_counts(model)
     if cfg.gradient_checkpointing:
@@ -469,7 +486,7 @@ def target_table(cfg: TrainConfig) -> "pd.DataFrame":
     vlm = VLM.load(ModelConfig(cfg.model, dtype="float32", device="cpu"))
     df = candidate_modules(vlm.model)
     rx = re.compile(lora_target_regex(vlm.family, cfg.trainable, cfg.target_regex))
-    full = set(PROJECTOR[vlm.family] * ("projector" in cfg.trainable)) | ({"lm_head"} if "lm_head" in cfg.trainable else set())
+    full = set(projector_modules(vlm.model, vlm.family) * ("projector" in cfg.trainable)) | ({"lm_head"} if "lm_head" in cfg.trainable else set())
     df["trained"] = ["full" if "full" in cfg.trainable or any(f".{p}." in f".{m}." for p in full) else
                      "lora" if rx.fullmatch(m) else "" for m in df["module"]]
     return df.groupby(["part", "suffix", "trained"], as_index=False).size()

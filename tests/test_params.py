@@ -68,3 +68,16 @@ def test_variant_params_match_their_notebook(profile):
         keys = set(yaml.safe_load(pfile.read_text()) or {})
         unknown = keys - set(pm.inspect_notebook(str(nb)))
         assert not unknown, f"{pfile} sets parameters {nb.name} does not declare: {sorted(unknown)}"
+
+
+def test_readme_file_tree_lists_every_tracked_file():
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    tree = readme[readme.index("## Files"):]
+    listed = {line.split()[0] for line in tree.splitlines() if line and not line.startswith(("#", "`"))}
+    missing = [f for f in tracked if f not in listed and not any(f.startswith(d) for d in listed if d.endswith("/"))]
+    assert not missing, f"README file tree lacks: {missing}"
