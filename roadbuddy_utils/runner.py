@@ -130,7 +130,7 @@ def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, 
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = list_runs(profile, repo)
     if only:
-        runs = [r for r in runs if r[0].name[:2] in only or r[0].stem in only or r[2] in only]
+        runs = [r for r in runs if r[0].name[:2] in only or r[2] in only]  # "03": every 03 run
         if not runs:
             raise SystemExit(f"--only {','.join(only)} matches no notebook in {repo / 'notebooks'}")
     t_prep = time.perf_counter()

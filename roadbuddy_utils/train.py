@@ -133,7 +133,7 @@ def launch(cfg: TrainConfig, num_processes: int = 1, log=print) -> dict:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = write_json(asdict(cfg), out / "train_config.json")
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={num_processes}", "--master_port=0",
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={num_processes}", "--standalone",
            "-m", "roadbuddy_utils", "train", "--config", str(cfg_path)]
     log(" ".join(cmd))
     subprocess.run(cmd, check=True)
@@ -443,6 +443,7 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
     metrics = {"val_accuracy_before": round(acc_before, 4), "val_accuracy_best": round(float(best or 0), 4),
                "chance": round(chance, 4), "adapter_path": str(adapter), "best_checkpoint": trainer.state.best_model_checkpoint,
                "n_train": len(train_items), "n_val": len(val_items), "steps": trainer.state.global_step,
+               "world_size": int(os.environ.get("WORLD_SIZE", "1")),
                "train_runtime_s": round(next((h["train_runtime"] for h in trainer.state.log_history
                                               if "train_runtime" in h), 0), 1),
                "trainable": counts, "history": history, "config": asdict(cfg), "model": vlm.describe()}

@@ -5,7 +5,8 @@ import pytest
 
 from roadbuddy_utils.demo_data import DemoConfig, generate
 
-SMALL = DemoConfig(seed=0, n_train_videos=12, n_public_videos=3, n_private_videos=3)
+# several events (and questions) per clip: the tests need clips shared by questions
+SMALL = DemoConfig(seed=0, n_train_videos=12, n_public_videos=3, n_private_videos=3, max_events=3)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -116,4 +116,4 @@ def test_default_size_well_under_50mb(demo_small):
     d = DemoConfig()
     n = d.n_train_videos + d.n_public_videos + d.n_private_videos
     assert per_video * n < 30e6, f"estimated {per_video * n / 1e6:.1f} MB"
-    assert d.n_train_videos * 2.15 >= 950  # about 1000 training questions at ~2.2 per video
+    assert d.max_events == 1 and d.n_train_videos >= 850  # one question per clip, ~900 training questions
