@@ -32,6 +32,9 @@ def run_one(family: str, seed: int, args) -> subprocess.Popen:
             "split_file": str(Path(args.out) / "split.json")}
     if args.max_steps:
         cfg["max_steps"] = args.max_steps
+    for kv in args.set:
+        k, v = kv.split("=", 1)
+        cfg[k] = yaml.safe_load(v)
     for k in ("train_json", "videos_root", "cache_dir"):
         cfg[k] = str(REPO / cfg[k])
     out.mkdir(parents=True, exist_ok=True)
@@ -51,6 +54,8 @@ def main():
     ap.add_argument("--parallel", type=int, default=2)
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--out", default=str(REPO / "outputs/benchmarks/learning"))
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a recipe field (YAML value), e.g. --set n_frames=8")
     args = ap.parse_args()
     args.threads = max(1, (os.cpu_count() or 2) // args.parallel)
     data = REPO / "outputs/demo/data"
@@ -67,7 +72,7 @@ def main():
         for r in [r for r in running if r[2].poll() is not None]:
             running.remove(r)
             print(f"{r[0]} seed {r[1]}: exit {r[2].returncode} ({time.time() - t0:.0f} s since start)", flush=True)
-    print(f"\n{args.parallel} run(s) at a time, {args.threads} thread(s) each\n")
+    print(f"\n{args.parallel} run(s) at a time, {args.threads} thread(s) each; overrides: {args.set or 'none'}\n")
     print("| model | seed | before | accuracy per evaluation (step: acc) | first >= 0.80 (step, s) | best | wall s |")
     print("|---|---|---|---|---|---|---|")
     for f in args.families.split(","):

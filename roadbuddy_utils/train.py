@@ -6,9 +6,10 @@
 
 What trains (``trainable``): ``lora`` on the language model (regex per family, so the vision tower
 is never hit by accident); ``projector`` adds the vision-language projector as a fully trained
-module (``modules_to_save``); ``vision`` adds LoRA on the vision tower; ``lm_head`` trains the
-output layer; ``full`` trains everything. On a random tiny model LoRA on the language model alone
-does not learn (shared/reference/stack-notes.md): the demo profile trains LoRA + projector + lm_head.
+module (``modules_to_save``); ``vision`` adds LoRA on the vision tower (with ``full``: trains it
+fully); ``lm_head`` trains the output layer; ``full`` trains every weight outside the vision tower.
+On a random tiny model the demo profile trains LoRA + projector + lm_head (benchmarks/RESULTS.md
+has what LoRA alone reaches).
 
 Examples use the same prompt renderer as 03 (``VLM.inputs``). Only the answer tokens carry the loss
 (prompt, image and padding tokens are -100). ``loss="letters"`` restricts the loss at the answer
@@ -166,9 +167,9 @@ def lora_target_regex(family: str, trainable, override: str | None = None) -> st
 
 def apply_trainable(model, family: str, cfg: TrainConfig):
     """Wrap ``model`` for training as ``cfg.trainable`` says; returns the (peft) model."""
-    if "full" in cfg.trainable:
-        for p in model.parameters():
-            p.requires_grad_(True)
+    if "full" in cfg.trainable:  # everything but the vision tower (add "vision" to train it too)
+        for name, p in model.named_parameters():
+            p.requires_grad_("vision" in cfg.trainable or not re.search(r"vision_tower|visual\.(blocks|patch_embed|pos_embed)", name))
         return model
     from peft import LoraConfig, get_peft_model
 
@@ -488,8 +489,10 @@ def target_table(cfg: TrainConfig) -> "pd.DataFrame":
     df = candidate_modules(vlm.model)
     rx = re.compile(lora_target_regex(vlm.family, cfg.trainable, cfg.target_regex))
     full = set(projector_modules(vlm.model, vlm.family) * ("projector" in cfg.trainable)) | ({"lm_head"} if "lm_head" in cfg.trainable else set())
-    df["trained"] = ["full" if "full" in cfg.trainable or any(f".{p}." in f".{m}." for p in full) else
-                     "lora" if rx.fullmatch(m) else "" for m in df["module"]]
+    whole = "full" in cfg.trainable
+    df["trained"] = ["full" if (whole and (part != "vision" or "vision" in cfg.trainable))
+                     or any(f".{p}." in f".{m}." for p in full) else
+                     "lora" if not whole and rx.fullmatch(m) else "" for m, part in zip(df["module"], df["part"])]
     return df.groupby(["part", "suffix", "trained"], as_index=False).size()
 
 

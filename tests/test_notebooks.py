@@ -150,3 +150,28 @@ def test_smoke_05_eval(smoke_data, tmp_path, tiny_vlm):
     assert (out / "summary.md").read_text().startswith("| run |")
     for png in ("accuracy", "confusion", "letters", "reliability", "coverage", "error_gallery", "latency"):
         assert (out / f"{png}.png").stat().st_size > 5_000, png
+
+
+def test_smoke_04_then_03_with_the_adapter(smoke_data, tmp_path):
+    """04 trains a few steps (tiny model, one corrupt clip), 03 then evaluates the saved adapter."""
+    pub = smoke_data / "traffic_buddy_train+public_test"
+    adapter = tmp_path / "04" / "adapter"
+    params = {"04_lora_train": {"train_json": str(pub / "train/train.json"), "videos_root": str(pub),
+                                "output_dir": str(tmp_path / "04"), "split_file": str(tmp_path / "split.json"),
+                                "cache_dir": str(tmp_path / "cache"), "max_steps": 4, "eval_steps": 2,
+                                "val_limit": 8, "batch_size": 4, "export_merged": True},
+              "03_zero_shot@lora": {"data_json": str(pub / "public_test/public_test.json"), "videos_root": str(pub),
+                                    "answers_json": str(smoke_data / "answers/public_test_answers.json"),
+                                    "output_dir": str(tmp_path / "03"), "adapter_path": str(adapter),
+                                    "cache_dir": str(tmp_path / "cache")}}
+    m = run_profile("demo", only=["04_lora_train", "03_zero_shot@lora"], output_root=tmp_path / "outputs",
+                    extra_params=params, prepare=False, log=lambda *_: None)
+    assert [n["run"] for n in m["notebooks"]] == ["04_lora_train", "03_zero_shot@lora"]
+    assert all(n["status"] == "ok" for n in m["notebooks"])
+    metrics = json.loads((tmp_path / "04" / "metrics.json").read_text())
+    assert {"val_accuracy_before", "val_accuracy_best", "chance", "adapter_path", "history"} <= set(metrics)
+    assert metrics["steps"] == 4 and len(metrics["history"]) == 2 and (adapter / "adapter_config.json").exists()
+    assert (tmp_path / "04" / "learning_curve.png").exists() and (tmp_path / "04" / "merged" / "config.json").exists()
+    run = json.loads((tmp_path / "03" / "run_config.json").read_text())
+    assert run["model"]["adapter_path"] == str(adapter)
+    assert json.loads((tmp_path / "03" / "metrics.json").read_text())["n"] > 0
