@@ -216,8 +216,13 @@ class VLM:
         letters_per = [[l for l, _ in (ex.item.choices if choices is None else choices[k])]
                        for k, ex in enumerate(examples)]
         with torch.inference_mode():
-            batch = self.inputs(examples, lang, choices=choices)
-            logits = self.model(**batch, logits_to_keep=1).logits[:, -1, :].float()
+            return self._letter_probs(self.inputs(examples, lang, choices=choices), letters_per)
+
+    def _letter_probs(self, batch, letters_per) -> list[dict]:
+        """One forward pass; softmax over each row's letters at the last position (the answer)."""
+        import torch
+
+        logits = self.model(**batch, logits_to_keep=1).logits[:, -1, :].float()
         out = []
         for row, letters in zip(logits, letters_per):
             ids = torch.tensor([self.letter_ids[l] for l in letters], device=row.device)
@@ -296,14 +301,7 @@ class VLM:
         import torch
 
         with torch.inference_mode():
-            batch = self.chat_inputs(prompts)
-            logits = self.model(**batch, logits_to_keep=1).logits[:, -1, :].float()
-        out = []
-        for row, ls in zip(logits, letters):
-            ids = torch.tensor([self.letter_ids[l] for l in ls], device=row.device)
-            p = torch.softmax(row[ids], dim=-1).cpu().numpy()
-            out.append({l: round(float(v), 6) for l, v in zip(ls, p)})
-        return out
+            return self._letter_probs(self.chat_inputs(prompts), letters)
 
     def chat_generate(self, prompts, max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 0.7,
                       top_p: float = 0.9) -> list[str]:
