@@ -964,6 +964,17 @@ def plot_letter_distribution(runs):
     return fig
 
 
+def _finish(fig, ax, xlabel: str, ylabel: str, ylim=(0, 1)):
+    """Unit x axis, labels, legend, tight layout: the common end of the probability plots."""
+    ax.set_xlim(0, 1)
+    ax.set_ylim(*ylim)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_reliability(runs, n_bins: int = 10):
     """Accuracy vs mean confidence per bin (the diagonal is perfect calibration); ECE in the legend."""
     runs = _runs(runs)
@@ -974,13 +985,7 @@ def plot_reliability(runs, n_bins: int = 10):
         r = r[r["n"] > 0]
         if len(r):
             ax.plot(r["confidence"], r["accuracy"], marker="o", label=f"{label} (ECE {ece(df, n_bins):.3f})")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("confidence (max probability)")
-    ax.set_ylabel("accuracy")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "confidence (max probability)", "accuracy", ylim=(0, 1))
 
 
 def plot_coverage(runs):
@@ -991,13 +996,7 @@ def plot_coverage(runs):
         c = coverage_curve(df)
         if len(c):
             ax.plot(c["coverage"], c["accuracy"], label=label)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.02)
-    ax.set_xlabel("coverage (share answered)")
-    ax.set_ylabel("accuracy on answered")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, "coverage (share answered)", "accuracy on answered", ylim=(0, 1.02))
 
 
 def plot_latency(runs, budget_s: float = 30.0, bins: int = 30):

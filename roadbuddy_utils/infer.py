@@ -154,20 +154,22 @@ def _answer_batch(vlm, examples: list[Example], cfg: InferConfig) -> list[dict]:
         return vlm.answer(examples, scoring=cfg.scoring, lang=cfg.lang, max_new_tokens=cfg.max_new_tokens)
     except Exception as e:  # noqa: BLE001 - one bad batch must not stop the run
         if is_oom(e):
-            _free_memory()
+            free_memory()
         if len(examples) > 1:
             return [r for ex in examples for r in _answer_batch(vlm, [ex], cfg)]
         return [{"pred": None, "scores": None, "raw": None, "source": None,
                  "error": f"{'out of memory' if is_oom(e) else type(e).__name__}: {e}"}]
 
 
-def _free_memory():
+def free_memory():
+    """Hand cached GPU blocks back after an out-of-memory error or a released model (on a CPU,
+    reference counting has already freed the tensors; a full gc pass there only costs time)."""
     import gc
 
     import torch
 
-    gc.collect()
     if torch.cuda.is_available():
+        gc.collect()
         torch.cuda.empty_cache()
 
 

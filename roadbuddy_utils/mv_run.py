@@ -31,7 +31,6 @@ before it (a resumed run gives the same answers).
 """
 from __future__ import annotations
 
-import gc
 import hashlib
 import time
 from collections import Counter
@@ -40,7 +39,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .data import Problem
-from .infer import is_oom
+from .infer import free_memory, is_oom
 from .models import ModelConfig
 from .multiview import (PHASE1_COUNTS, SUBTASKS, MVItem, ResultStore, Route, build_prompt, classify_all,
                         load_multiview, load_routing, resolve_adapter, result_line, select_images)
@@ -114,16 +113,6 @@ def model_configs(models: dict) -> dict[str, ModelConfig]:
     return out
 
 
-def _free_memory():
-    """Hand cached GPU blocks back after an out-of-memory error or a released model (on a CPU,
-    reference counting has already freed the tensors; a full gc pass there only costs time)."""
-    import torch
-
-    if torch.cuda.is_available():
-        gc.collect()
-        torch.cuda.empty_cache()
-
-
 class ModelRegistry:
     """Models by size, loaded on first use and cached; with ``keep_one_in_memory`` the others are
     released before one loads. A failed load is remembered (not retried for every item).
@@ -165,7 +154,7 @@ class ModelRegistry:
         try:
             vlm = loader(self.configs[size])
         except Exception as e:  # noqa: BLE001 - recorded; the caller falls back or records per item
-            _free_memory()
+            free_memory()
             err = ModelUnavailable(size, f"{type(e).__name__}: {e}", is_oom(e))
             self.failed[size] = err
             self.stats[size]["load_error"] = str(err)
@@ -177,7 +166,7 @@ class ModelRegistry:
 
     def release(self, size: str) -> None:
         if self.loaded.pop(size, None) is not None:
-            _free_memory()
+            free_memory()
 
     def describe(self) -> dict:
         out = {}
@@ -319,7 +308,7 @@ def answer_all(prep: Prepared, registry: ModelRegistry, output_dir, cfg: MVRunCo
                 oom = e.oom if isinstance(e, ModelUnavailable) else is_oom(e)
                 fb = cfg.fallback.get(size)
                 if oom and not isinstance(e, ModelUnavailable):  # a failed load has freed already
-                    _free_memory()
+                    free_memory()
                 if oom and fb in registry.sizes and fb not in w.tried + [size]:
                     w.tried.append(size)
                     w.reason = f"{size}: out of memory ({'load' if isinstance(e, ModelUnavailable) else 'answer'})"

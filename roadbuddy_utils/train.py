@@ -483,12 +483,20 @@ def export_merged(adapter_path, out_dir) -> Path:
 
 def target_table(cfg: TrainConfig) -> "pd.DataFrame":
     """Candidate modules of ``cfg.model`` per part, and which ones ``cfg`` trains (LoRA or fully)."""
-    from .models import VLM, ModelConfig
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
 
-    vlm = VLM.load(ModelConfig(cfg.model, dtype="float32", device="cpu"))
-    df = candidate_modules(vlm.model)
-    rx = re.compile(lora_target_regex(vlm.family, cfg.trainable, cfg.target_regex))
-    full = set(projector_modules(vlm.model, vlm.family) * ("projector" in cfg.trainable)) | ({"lm_head"} if "lm_head" in cfg.trainable else set())
+    from .models import FAMILIES
+    from .tiny import resolve_model_id
+
+    # the module tree only: built on the meta device, no weights read (an 8B model stays on disk)
+    config = AutoConfig.from_pretrained(resolve_model_id(cfg.model))
+    with torch.device("meta"):
+        model = AutoModelForImageTextToText.from_config(config)
+    family = FAMILIES[config.model_type]
+    df = candidate_modules(model)
+    rx = re.compile(lora_target_regex(family, cfg.trainable, cfg.target_regex))
+    full = set(projector_modules(model, family) * ("projector" in cfg.trainable)) | ({"lm_head"} if "lm_head" in cfg.trainable else set())
     whole = "full" in cfg.trainable
     df["trained"] = ["full" if (whole and (part != "vision" or "vision" in cfg.trainable))
                      or any(f".{p}." in f".{m}." for p in full) else
