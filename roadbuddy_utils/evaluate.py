@@ -1,17 +1,16 @@
-"""Model-independent statistics for 05_eval: compare runs, put intervals on them, explain them.
+"""Model-independent statistics and tables for 05_eval: compare runs, put intervals on them, explain them.
 
-    paths = ["outputs/demo/03_zero_shot/predictions.jsonl", "outputs/demo/03_no_video/predictions.jsonl"]
-    runs = load_runs(paths, labels=["zero-shot", "no video"], items=items)  # items: question text, gold
-    meta = runs_meta(paths, labels=["zero-shot", "no video"])   # model, scorer, variant from run_config.json
+    runs = results.load_runs(paths, labels=["zero-shot", "no video"], items=items)  # results.py
+    meta = results.runs_meta(paths, labels=["zero-shot", "no video"])
     acc, lo, hi = bootstrap_ci(runs["zero-shot"])              # 95 % interval, resampled by video
     d = paired_comparison(runs["no video"], runs["zero-shot"])  # McNemar on the common questions
     table = summary_table(runs, {"zero-shot": {"model": "tiny:internvl", "scorer": "likelihood"}})
     write_summary(table, "outputs/demo/05_eval")                 # summary.csv + summary.md
     metrics = evaluate_runs(runs, meta)                          # everything 05 writes to metrics.json
-    error_gallery_figure(runs["zero-shot"], items, "outputs/demo/frame_cache", meta["zero-shot"])
 
 Every function takes the DataFrame of one run (one row per question, the columns of
-``predictions.jsonl``) and never looks at a model; only the error gallery reads video frames.
+``predictions.jsonl``) and never looks at a model or a video; the figures are in ``plots.py``,
+choice permutations and the letter prior in ``choices.py``.
 Conventions used throughout:
 
 * A question is *scored* when it has a gold ``answer``. Accuracy is over scored questions, an
@@ -22,132 +21,20 @@ Conventions used throughout:
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from .choices import LETTERS, _missing, debias_scores, estimate_letter_prior
 from .themes import themes_of
 
-LETTERS = "ABCDEFGH"
-RUN_COLUMNS = ("id", "video", "pred", "scores", "answer", "correct", "n_choices", "time_ms", "source", "error",
-               "text_only", "n_frames", "frame_times")
 SUMMARY_COLUMNS = ["run", "model", "adapter", "frames", "scorer", "variant", "accuracy", "ci_low", "ci_high", "chance",
                    "n", "latency_p50_ms", "latency_p95_ms"]
 
-Scores = Mapping[str, float]
-
-
-# --------------------------------------------------------------------------- loading
-
-def _default_labels(paths: Sequence[Path]) -> list[str]:
-    """Name each run by its folder (``03_zero_shot``); go up one level at a time until names are unique."""
-    for depth in range(1, max(len(p.parts) for p in paths) + 1):
-        labels = ["/".join(p.parent.parts[-depth:]) for p in paths]
-        if len(set(labels)) == len(labels):
-            return labels
-    return [str(p) for p in paths]
-
-
-def read_predictions(path: str | Path) -> pd.DataFrame:
-    """One run's ``predictions.jsonl`` as a DataFrame, one row per id.
-
-    A resumed run appends: the latest line for an id wins (a retried error replaced by an answer).
-    A malformed line raises ``ValueError`` naming the file and line, because silently dropping it
-    would change the accuracy without a trace (``util.repair_jsonl`` fixes a line cut by a kill).
-    """
-    path = Path(path)
-    rows: dict[str, dict] = {}
-    with open(path, encoding="utf-8") as f:
-        for k, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                r = json.loads(line)
-            except ValueError as e:
-                raise ValueError(f"{path}:{k}: malformed JSON line ({e}): {line[:80]!r}") from None
-            if not isinstance(r, dict) or "id" not in r:
-                raise ValueError(f"{path}:{k}: a prediction line must be a JSON object with an 'id': {line[:80]!r}")
-            rows.pop(str(r["id"]), None)  # keep file order of the latest line
-            rows[str(r["id"])] = r | {"id": str(r["id"])}
-    df = pd.DataFrame(list(rows.values()))
-    for c in RUN_COLUMNS:
-        if c not in df.columns:
-            df[c] = None
-    return df.reset_index(drop=True)
-
-
-def run_labels(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> list[str]:
-    """The given labels (checked), or the runs' folder names."""
-    paths = [Path(p) for p in paths]
-    labels = list(labels) if labels else _default_labels(paths)
-    if len(labels) != len(paths):
-        raise ValueError(f"{len(labels)} labels for {len(paths)} prediction files")
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"run labels must be unique, got {labels}")
-    return labels
-
-
-def load_runs(paths: Sequence[str | Path], labels: Sequence[str] | None = None,
-              items=None) -> dict[str, pd.DataFrame]:
-    """Several runs keyed by label (default: their folder names), in the order given.
-
-    With ``items`` (``data.Item``s of the evaluated split) each run gains the question text
-    (``question``, for themes) and the gold letter where its lines have none (a test split whose
-    answers come from a separate file)."""
-    runs = {lab: read_predictions(p) for lab, p in zip(run_labels(paths, labels), paths)}
-    return {lab: attach_items(df, items) for lab, df in runs.items()} if items is not None else runs
-
-
-def items_frame(items) -> pd.DataFrame:
-    """Questions as a run-shaped DataFrame with gold letters and no predictions, e.g. the train split
-    as the reference of ``majority_letter_baseline``."""
-    return pd.DataFrame([{"id": str(i.id), "video": i.video_rel, "question": i.question, "answer": i.answer,
-                          "n_choices": i.n_choices, "pred": None} for i in items],
-                        columns=["id", "video", "question", "answer", "n_choices", "pred"])
-
-
-def attach_items(df: pd.DataFrame, items) -> pd.DataFrame:
-    """Copy of a run with ``question`` text from ``items`` and their gold letter where a line has none."""
-    by_id = {str(i.id): i for i in items}
-    out = df.copy()
-    out["question"] = [by_id[i].question if i in by_id else None for i in out["id"]]
-    out["answer"] = [by_id[i].answer if _missing(a) and i in by_id else a for i, a in zip(out["id"], out["answer"])]
-    return out
-
-
-def run_meta(predictions_path: str | Path) -> dict:
-    """What a run was, from the ``run_config.json`` that 03 writes beside its predictions.
-
-    Keys: model, adapter, scorer, variant (``plain``, ``no_video``, ``shuffle_choices``,
-    ``debias:prior`` ...), tiny_random, model_n_frames and max_pixels (to find its cached frames).
-    Empty when there is no such file (predictions from elsewhere)."""
-    path = Path(predictions_path).parent / "run_config.json"
-    if not path.exists():
-        return {}
-    cfg = json.loads(path.read_text(encoding="utf-8"))
-    model, infer = cfg.get("model") or {}, cfg.get("infer") or {}
-    parts = [cfg.get("ablation"), f"debias:{cfg['debias']}" if cfg.get("debias") else None]
-    return {"model": model.get("model"), "adapter": model.get("adapter_path"), "scorer": infer.get("scoring"),
-            "variant": "+".join(p for p in parts if p) or "plain", "tiny_random": model.get("tiny_random"),
-            "model_n_frames": model.get("n_frames"), "max_pixels": model.get("max_pixels")}
-
-
-def runs_meta(paths: Sequence[str | Path], labels: Sequence[str] | None = None) -> dict[str, dict]:
-    """``run_meta`` of each predictions file, keyed like ``load_runs``."""
-    return {lab: run_meta(p) for lab, p in zip(run_labels(paths, labels), paths)}
-
-
 # --------------------------------------------------------------------------- basics
-
-def _missing(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
 
 def scored(df: pd.DataFrame) -> pd.DataFrame:
     """The questions with a gold answer, with a boolean ``is_correct`` (unanswered = wrong)."""
@@ -407,73 +294,6 @@ def latency_stats(df: pd.DataFrame, budget_s: float = 30.0) -> dict[str, float]:
 
 # --------------------------------------------------------------------------- letter bias
 
-def _vec(scores: Scores | Sequence[float]) -> np.ndarray:
-    """Score vector by position: a dict is read in letter order (A, B, ...)."""
-    if isinstance(scores, Mapping):
-        return np.array([scores[k] for k in sorted(scores)], dtype=float)
-    return np.asarray(scores, dtype=float)
-
-
-def _like(template: Scores | Sequence[float], v: np.ndarray):
-    if isinstance(template, Mapping):
-        return {k: float(x) for k, x in zip(sorted(template), v)}
-    return v
-
-
-def _softmax_log(logp: np.ndarray) -> np.ndarray:
-    z = np.exp(logp - logp.max(axis=-1, keepdims=True))
-    return z / z.sum(axis=-1, keepdims=True)
-
-
-def estimate_letter_prior(score_rows: Iterable[Sequence[Scores | Sequence[float]]], method: str = "log",
-                          eps: float = 1e-12) -> dict[int, np.ndarray]:
-    """The model's prior over answer positions, per number of choices, estimated without labels.
-
-    ``score_rows``: one entry per question, each a list of score vectors *by position* (what the
-    model gave to the letters shown), one per ordering of the choices that was asked, e.g. all
-    cyclic shifts. A single ordering per question also works: then position is only decorrelated
-    from content across questions (gold letters roughly balanced), so more questions are needed.
-
-    ``method="log"`` (default) averages log-probabilities and renormalises (a geometric mean).
-    Under the usual model p(position j) ∝ prior_j x content(choice at j), when every choice visits
-    every position once (cyclic shifts) the content terms cancel exactly and this returns the
-    prior itself. ``method="mean"`` averages the probabilities, simpler but pulled towards uniform.
-    """
-    if method not in ("log", "mean"):
-        raise ValueError(f"method must be 'log' or 'mean', got {method!r}")
-    acc: dict[int, list[np.ndarray]] = {}
-    for perms in score_rows:
-        for sc in perms:
-            if sc is None:
-                continue
-            v = _vec(sc)
-            v = v / v.sum()
-            acc.setdefault(len(v), []).append(np.log(np.maximum(v, eps)) if method == "log" else v)
-    prior = {}
-    for k, vs in sorted(acc.items()):
-        m = np.mean(vs, axis=0)
-        prior[k] = _softmax_log(m) if method == "log" else m / m.sum()
-    return prior
-
-
-def debias_scores(scores: Scores | Sequence[float] | None, prior: Mapping[int, np.ndarray] | Sequence[float],
-                  eps: float = 1e-12):
-    """Divide a score vector by the positional prior and renormalise (log p - log prior, softmax).
-
-    ``prior`` is one vector, or ``estimate_letter_prior``'s dict by number of choices; a question
-    whose number of choices has no estimate is returned unchanged. Same type out as in.
-    """
-    if scores is None:
-        return None
-    v = _vec(scores)
-    pr = prior.get(len(v)) if isinstance(prior, Mapping) else np.asarray(prior, dtype=float)
-    if pr is None:
-        return scores
-    if len(pr) != len(v):
-        raise ValueError(f"prior has {len(pr)} positions, scores have {len(v)}")
-    return _like(scores, _softmax_log(np.log(np.maximum(v, eps)) - np.log(np.maximum(pr, eps))))
-
-
 def apply_debias(df: pd.DataFrame, prior: Mapping[int, np.ndarray] | None = None) -> pd.DataFrame:
     """Copy of a likelihood run with debiased ``scores`` and the resulting ``pred`` / ``correct``.
 
@@ -489,67 +309,6 @@ def apply_debias(df: pd.DataFrame, prior: Mapping[int, np.ndarray] | None = None
     out["pred"] = [max(s, key=s.get) if isinstance(s, Mapping) and s else p for s, p in zip(new, df["pred"])]
     out["correct"] = [None if _missing(a) else p == a for p, a in zip(out["pred"], out["answer"])]
     return out
-
-
-def cyclic_shift(choices: Sequence[tuple[str, str]], shift: int) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """Choices rotated by ``shift``: shown position j holds original choice (j + shift) mod k.
-
-    Returns the relabelled choices (letters A.. in shown order) and the mapping shown -> original
-    letter, in the same form as ``permute_choices``; ``cyclic_average`` assumes this convention.
-    """
-    k = len(choices)
-    order = [(j + shift) % k for j in range(k)]
-    return _relabel(choices, order)
-
-
-def cyclic_average(scores_per_shift: Sequence[Scores | Sequence[float]], method: str = "log"):
-    """Content scores for the original letters, averaged over cyclic shifts of the choices.
-
-    ``scores_per_shift[s]`` is the score vector by shown position when the choices were shown as
-    ``cyclic_shift(choices, s)``. Each is mapped back to the original letters, then averaged: in log
-    space (default) a multiplicative positional bias cancels exactly, since every choice sat in every
-    position once; ``"mean"`` averages probabilities. Returns the type of the first vector.
-    """
-    vs = [_vec(s) for s in scores_per_shift]
-    k = len(vs[0])
-    if len(vs) != k or any(len(v) != k for v in vs):
-        raise ValueError(f"need {k} shifts of {k} scores each, got {[len(v) for v in vs]}")
-    back = np.array([[v[(i - s) % k] for i in range(k)] for s, v in enumerate(vs)])  # original choice i
-    if method == "log":
-        out = _softmax_log(np.log(np.maximum(back, 1e-12)).mean(axis=0))
-    elif method == "mean":
-        out = back.mean(axis=0) / back.mean(axis=0).sum()
-    else:
-        raise ValueError(f"method must be 'log' or 'mean', got {method!r}")
-    first = scores_per_shift[0]
-    return {LETTERS[i]: float(x) for i, x in enumerate(out)} if isinstance(first, Mapping) else out
-
-
-def _relabel(choices, order) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    shown = [(LETTERS[j], choices[i][1]) for j, i in enumerate(order)]
-    return shown, {LETTERS[j]: choices[i][0] for j, i in enumerate(order)}
-
-
-def permute_choices(choices: Sequence[tuple[str, str]], seed: int | str) -> tuple[list[tuple[str, str]], dict[str, str]]:
-    """Randomly reorder ``(letter, text)`` choices for the ``shuffle_choices`` ablation.
-
-    Returns the choices relabelled A.. in their new order and the mapping shown letter -> original
-    letter (give it to ``map_back``). A string seed (e.g. ``f"{seed}:{item.id}"``) is hashed with
-    SHA-256, so each question gets its own permutation, reproducible across processes.
-    """
-    if isinstance(seed, str):
-        seed = int.from_bytes(hashlib.sha256(seed.encode("utf-8")).digest()[:8], "big")
-    order = np.random.default_rng(seed).permutation(len(choices)).tolist()
-    return _relabel(choices, order)
-
-
-def map_back(scores_or_letter, mapping: Mapping[str, str]):
-    """A prediction on shown letters expressed on the original ones: a letter, a score dict, or None."""
-    if _missing(scores_or_letter):
-        return None
-    if isinstance(scores_or_letter, str):
-        return mapping[scores_or_letter]
-    return {mapping[k]: v for k, v in sorted(scores_or_letter.items(), key=lambda kv: mapping[kv[0]])}
 
 
 # --------------------------------------------------------------------------- reports
@@ -824,192 +583,3 @@ def worst_theme_errors(df: pd.DataFrame, n_themes: int = 2, per_theme: int = 2, 
         used |= set(wrong["id"])
         picked.append(wrong.assign(theme=theme))
     return pd.concat(picked, ignore_index=True) if picked else s.iloc[:0].assign(theme=[])
-
-
-def _gallery_frames(row, item, sampling, cache) -> tuple[list[np.ndarray], list[float], str | None]:
-    """The frames a question was answered with (from the frame cache when the run used one)."""
-    from .frames import VideoReadError, sample_frames
-
-    if item is None or row.get("text_only") or not row.get("n_frames"):
-        return [], [], "no frames (text-only answer)"
-    try:
-        sample = sample_frames(item.video_path, sampling, cache=cache)
-    except (VideoReadError, ValueError, OSError) as e:
-        return [], [], f"frames unavailable: {e}"
-    times = [round(t, 3) for t in sample.timestamps]
-    want = {round(float(t), 3) for t in (row.get("frame_times") or [])}
-    keep = [k for k, t in enumerate(times) if t in want] or list(range(len(times)))
-    return [sample.frames[k] for k in keep], [sample.timestamps[k] for k in keep], None
-
-
-def error_gallery_figure(df: pd.DataFrame, items, cache_dir=None, meta: Mapping | None = None, n_themes: int = 2,
-                         per_theme: int = 2, max_frames: int = 4, min_n: int = 3):
-    """For the worst themes, each wrong answer as one row: frames with their times, then the question,
-    the choices (prediction and gold marked) and the confidence.
-
-    Frames are re-read with the run's sampling (``meta`` from ``run_meta``: frames per clip and the
-    pixel budget), so with the run's ``cache_dir`` they come from the frame cache; of a question
-    answered with fewer frames only those are shown (matched by ``frame_times``), at most
-    ``max_frames`` evenly spread."""
-    import textwrap
-
-    from .frames import FrameCache, SamplingConfig
-    from .models import ModelConfig
-
-    meta = meta or {}
-    rows = worst_theme_errors(df, n_themes, per_theme, min_n)
-    by_id = {str(i.id): i for i in items}
-    if not len(rows):
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.axis("off")
-        ax.text(0.5, 0.5, "no wrong answers in a theme with enough questions", ha="center", va="center")
-        return fig
-    nf = pd.to_numeric(df["n_frames"], errors="coerce").dropna()
-    n_frames = int(meta.get("model_n_frames") or (nf.max() if len(nf) and nf.max() > 0 else 8))
-    max_side = ModelConfig(max_pixels=int(meta["max_pixels"])).max_side if meta.get("max_pixels") else 448
-    sampling = SamplingConfig("uniform", n_frames=n_frames, max_side=max_side)
-    cache = FrameCache(cache_dir) if cache_dir else None
-    fig, axes = plt.subplots(len(rows), max_frames + 1, figsize=(2.2 * max_frames + 6, 2.4 * len(rows)),
-                             squeeze=False, gridspec_kw={"width_ratios": [1] * max_frames + [2.8]})
-    for r, row in enumerate(rows.to_dict("records")):
-        item = by_id.get(str(row["id"]))
-        frames, times, note = _gallery_frames(row, item, sampling, cache)
-        show = sorted(set(np.linspace(0, len(frames) - 1, min(max_frames, len(frames))).round().astype(int))) \
-            if frames else []
-        for c in range(max_frames):
-            ax = axes[r, c]
-            ax.axis("off")
-            if c < len(show):
-                ax.imshow(frames[show[c]])
-                ax.set_title(f"{times[show[c]]:.1f} s", fontsize=8)
-            elif c == 0 and note:
-                ax.text(0.0, 0.5, textwrap.fill(note, 22), fontsize=8, va="center")
-        choices = item.choices if item is not None else []
-        lines = [f"{row['id']}  ·  theme: {row['theme']}", textwrap.fill(f"Q: {row.get('question') or ''}", 60)]
-        for letter, text in choices:
-            mark = "".join(m for m, hit in (("  <- predicted", letter == row["pred"]),
-                                            ("  <- gold", letter == row["answer"])) if hit)
-            lines.append(textwrap.shorten(f"{letter}. {text}", 55, placeholder="...") + mark)
-        conf = row.get("confidence")
-        conf = f"  confidence {conf:.2f}" if isinstance(conf, float) and conf == conf else ""
-        lines.append(f"pred {row['pred']}  gold {row['answer']}{conf}")
-        axes[r, -1].axis("off")
-        axes[r, -1].text(0, 1, "\n".join(lines), fontsize=8, va="top", ha="left", family="DejaVu Sans")
-    fig.tight_layout()
-    return fig
-
-
-# --------------------------------------------------------------------------- plots
-
-def _runs(x) -> dict[str, pd.DataFrame]:
-    return {"run": x} if isinstance(x, pd.DataFrame) else dict(x)
-
-
-def plot_accuracy(summary: pd.DataFrame, chance_level: float | None = None, majority: float | None = None):
-    """Accuracy per run with its by-video interval, beside the chance and majority-letter baselines."""
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(summary) + 2), 4))
-    x = np.arange(len(summary))
-    acc = summary["accuracy"].to_numpy(float)
-    err = np.vstack([acc - summary["ci_low"].to_numpy(float), summary["ci_high"].to_numpy(float) - acc])
-    ax.bar(x, acc, yerr=err, capsize=4, color="tab:blue", alpha=0.8)
-    if chance_level is None and "chance" in summary and len(summary):
-        chance_level = float(summary["chance"].mean())
-    if chance_level is not None:
-        ax.axhline(chance_level, ls="--", color="gray", label=f"chance {chance_level:.2f}")
-    if majority is not None:
-        ax.axhline(majority, ls=":", color="tab:red", label=f"majority letter {majority:.2f}")
-    ax.set_xticks(x, summary["run"], rotation=20, ha="right")
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("accuracy (95% CI, by video)")
-    if chance_level is not None or majority is not None:
-        ax.legend(loc="upper right")
-    fig.tight_layout()
-    return fig
-
-
-def plot_confusions(runs, labels: Sequence[str] | None = None):
-    """One gold x predicted matrix per run, same letter order everywhere."""
-    runs = _runs(runs)
-    if labels is None:
-        seen = [set(s["answer"]) | set(s["pred"].dropna()) for s in map(scored, runs.values())]
-        labels = sorted(set().union(*seen)) or ["A", "B"]
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.6 * len(runs), 3.4), squeeze=False)
-    for ax, (label, df) in zip(axes[0], runs.items()):
-        m = confusion(df, labels)
-        ax.imshow(m.to_numpy(), cmap="Blues")
-        for (i, j), v in np.ndenumerate(m.to_numpy()):
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
-        ax.set_xticks(range(m.shape[1]), m.columns)
-        ax.set_yticks(range(m.shape[0]), m.index)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("gold")
-        ax.set_title(label)
-    fig.tight_layout()
-    return fig
-
-
-def plot_letter_distribution(runs):
-    """Share of each letter: gold (once) and predicted by each run, grouped by letter."""
-    runs = _runs(runs)
-    first = next(iter(runs.values()))
-    cols = {"gold": letter_distribution(first)["gold"]}
-    cols |= {label: letter_distribution(df)["pred"] for label, df in runs.items()}
-    t = pd.DataFrame(cols).fillna(0).sort_index()
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    t.plot.bar(ax=ax, rot=0)
-    ax.set_xlabel("letter")
-    ax.set_ylabel("share of questions")
-    ax.set_title("predicted vs gold letters")
-    fig.tight_layout()
-    return fig
-
-
-def _finish(fig, ax, xlabel: str, ylabel: str, ylim=(0, 1)):
-    """Unit x axis, labels, legend, tight layout: the common end of the probability plots."""
-    ax.set_xlim(0, 1)
-    ax.set_ylim(*ylim)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
-
-
-def plot_reliability(runs, n_bins: int = 10):
-    """Accuracy vs mean confidence per bin (the diagonal is perfect calibration); ECE in the legend."""
-    runs = _runs(runs)
-    fig, ax = plt.subplots(figsize=(4.5, 4.5))
-    ax.plot([0, 1], [0, 1], ls="--", color="gray")
-    for label, df in runs.items():
-        r = reliability(df, n_bins)
-        r = r[r["n"] > 0]
-        if len(r):
-            ax.plot(r["confidence"], r["accuracy"], marker="o", label=f"{label} (ECE {ece(df, n_bins):.3f})")
-    return _finish(fig, ax, "confidence (max probability)", "accuracy", ylim=(0, 1))
-
-
-def plot_coverage(runs):
-    """Accuracy when answering only the most confident questions, against the share answered."""
-    runs = _runs(runs)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    for label, df in runs.items():
-        c = coverage_curve(df)
-        if len(c):
-            ax.plot(c["coverage"], c["accuracy"], label=label)
-    return _finish(fig, ax, "coverage (share answered)", "accuracy on answered", ylim=(0, 1.02))
-
-
-def plot_latency(runs, budget_s: float = 30.0, bins: int = 30):
-    """Per-question time in seconds with the budget marked; the legend gives the share over it."""
-    runs = _runs(runs)
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    for label, df in runs.items():
-        t = pd.to_numeric(df["time_ms"], errors="coerce").dropna() / 1000
-        if len(t):
-            ax.hist(t, bins=bins, alpha=0.5, label=f"{label} ({(t > budget_s).mean():.1%} over)")
-    ax.axvline(budget_s, color="tab:red", ls="--", label=f"budget {budget_s:g} s")
-    ax.set_xlabel("seconds per question")
-    ax.set_ylabel("questions")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig

@@ -21,7 +21,7 @@ marked in every line (``ablation``, ``debias``) and in ``run_config.json``:
 
 * ``no_video``: question and choices only; no frame is decoded (``text_only: true``).
 * ``shuffle_choices=<seed>``: each question's choices are shown in the order
-  ``evaluate.permute_choices(choices, f"{seed}:{id}")``; the letter and the scores are mapped back
+  ``choices.permute_choices(choices, f"{seed}:{id}")``; the letter and the scores are mapped back
   to the original letters (``perm``: shown letter -> original letter), so ``correct`` stays
   comparable with the plain run and only the letter-position effects change.
 * ``debias="prior"``: before answering, the model's prior over answer positions is estimated
@@ -50,6 +50,7 @@ import numpy as np
 
 from .data import Item
 from .frames import FrameCache, FrameSample, SamplingConfig, VideoReadError, sample_frames
+from .hardware import free_memory, is_oom
 from .util import read_jsonl, repair_jsonl, write_json
 
 
@@ -110,12 +111,6 @@ class Example:
     total_frames: int | None = None  # frames in the whole clip (Qwen's video metadata)
 
 
-def is_oom(err: BaseException) -> bool:
-    import torch
-
-    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
-
-
 def shard_items(items: Sequence[Item], shard_index: int, num_shards: int) -> list[Item]:
     """Split by video (sorted), so a clip is decoded by one shard only."""
     videos = sorted({i.video_rel for i in items})
@@ -161,18 +156,6 @@ def _answer_batch(vlm, examples: list[Example], cfg: InferConfig) -> list[dict]:
                  "error": f"{'out of memory' if is_oom(e) else type(e).__name__}: {e}"}]
 
 
-def free_memory():
-    """Hand cached GPU blocks back after an out-of-memory error or a released model (on a CPU,
-    reference counting has already freed the tensors; a full gc pass there only costs time)."""
-    import gc
-
-    import torch
-
-    if torch.cuda.is_available():
-        gc.collect()
-        torch.cuda.empty_cache()
-
-
 # --------------------------------------------------------------------------- ablations and letter bias
 
 def present(item: Item, cfg: InferConfig) -> tuple[Item, dict[str, str] | None]:
@@ -180,7 +163,7 @@ def present(item: Item, cfg: InferConfig) -> tuple[Item, dict[str, str] | None]:
     and relabelled A.., and the mapping shown letter -> original letter (else the item itself, None)."""
     if cfg.shuffle_choices is None:
         return item, None
-    from .evaluate import permute_choices
+    from .choices import permute_choices
 
     shown, mapping = permute_choices(item.choices, f"{cfg.shuffle_choices}:{item.id}")
     return replace(item, choices=shown, answer=None), mapping
@@ -197,10 +180,10 @@ def _as_scores(v, choices) -> dict[str, float]:
 def _score_shifts(vlm, examples: list[Example], cfg: InferConfig) -> list[list[dict] | str]:
     """Likelihood scores of each example under every cyclic shift of its choices.
 
-    Per example: the list of score dicts, shift 0 first (``evaluate.cyclic_shift``'s convention: the
+    Per example: the list of score dicts, shift 0 first (``choices.cyclic_shift``'s convention: the
     letters are the shown ones, A.. by position), or the error message if any shift failed. Shifts
     are batched ``batch_size`` at a time, so a batch never holds more than the plain run's."""
-    from .evaluate import cyclic_shift
+    from .choices import cyclic_shift
 
     flat = [(k, replace(ex, item=replace(ex.item, choices=cyclic_shift(ex.item.choices, s)[0])))
             for k, ex in enumerate(examples) for s in range(ex.item.n_choices)]
@@ -220,7 +203,7 @@ def _score_shifts(vlm, examples: list[Example], cfg: InferConfig) -> list[list[d
 
 def _debiased(vlm, examples: list[Example], cfg: InferConfig, prior) -> list[dict]:
     """Answers with the letter-position prior removed; ``scores_raw`` / ``pred_raw`` keep the model's own."""
-    from .evaluate import cyclic_average, debias_scores
+    from .choices import cyclic_average, debias_scores
 
     if cfg.debias == "prior":
         results = _answer_batch(vlm, examples, cfg)
@@ -252,7 +235,7 @@ def _map_back(r: dict, mapping: dict[str, str] | None) -> dict:
     """A result on shown letters expressed on the item's own letters (shuffle_choices)."""
     if mapping is None:
         return r
-    from .evaluate import map_back
+    from .choices import map_back
 
     return r | {k: map_back(r[k], mapping) for k in ("pred", "scores", "pred_raw", "scores_raw") if k in r}
 
@@ -286,7 +269,7 @@ def estimate_prior(items: Sequence[Item], vlm, cfg: InferConfig, sampling: Sampl
     Returns ``{"prior": {k: [p_A, ...]}, "n_questions": {k: n}, "ids": [...], "seconds": s}``."""
     from tqdm.auto import tqdm
 
-    from .evaluate import estimate_letter_prior
+    from .choices import estimate_letter_prior
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(0)

@@ -262,7 +262,7 @@ class VLM:
 
 
     # ------------------------------------------------------------------ interleaved multi-image prompts
-    # Used by the multi-camera pipeline (mv_run.py): a prompt is ``(system, segments)`` with
+    # Used by the multi-camera pipeline (multiview/run.py): a prompt is ``(system, segments)`` with
     # segments ``[("text", str) | ("image", path | PIL image | (H, W, 3) uint8 array), ...]`` in the
     # order the model reads them (a camera label before each image). Both families get each image as
     # its own ``{"type": "image"}`` entry. InternVL: one 448 px tile per image (tiling off: six

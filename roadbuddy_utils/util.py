@@ -51,3 +51,27 @@ def repair_jsonl(path) -> int:
         with open(path, "r+b") as f:
             f.truncate(cut)
     return len(data) - cut
+
+
+def as_list(value, name: str = "value") -> list | None:
+    """A list parameter as a list, however it was passed: a list or tuple, None, a JSON list string
+    (``'["a.jsonl", "b.jsonl"]'``), or a single string (one element). ``papermill -p name x.jsonl``
+    passes the last form; anything else (a number, a dict) fails with the way to pass a list."""
+    if value is None or isinstance(value, list):
+        return value
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, (str, Path)):
+        s = str(value).strip()
+        if s.startswith("["):
+            try:
+                parsed = json.loads(s)
+            except ValueError as e:
+                raise ValueError(f"{name}: {s!r} looks like a JSON list but does not parse ({e}); pass a list as "
+                                 f"-y \"{name}: [a, b]\" or a JSON list string") from None
+            if not isinstance(parsed, list):
+                raise ValueError(f"{name}: {s!r} is not a list")
+            return parsed
+        return [str(value)]
+    raise ValueError(f"{name}: expected a list (or one string), got {type(value).__name__} {value!r}; "
+                     f"pass a list with papermill as -y \"{name}: [a, b]\"")

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from roadbuddy_utils import evaluate as ev
+from roadbuddy_utils import results
 from roadbuddy_utils.data import load_items
 from roadbuddy_utils.infer import Example, InferConfig, estimate_prior, run_inference
 from roadbuddy_utils.models import ModelConfig
@@ -120,7 +121,7 @@ def test_debias_prior_recovers_a_planted_letter_prior(items, tmp_path):
     blind = estimate_prior([replace(i, answer=None) for i in items], vlm, InferConfig(debias="prior", **cfg),
                            None, progress=False)
     assert blind["prior"] == {int(k): v for k, v in est["prior"].items()}
-    df_raw, df_deb = (ev.read_predictions(tmp_path / d / "predictions.jsonl") for d in ("raw", "deb"))
+    df_raw, df_deb = (results.read_predictions(tmp_path / d / "predictions.jsonl") for d in ("raw", "deb"))
     assert ev.accuracy(df_deb) > ev.accuracy(df_raw) + 0.2
     assert [r["pred"] for r in deb] == [r["pred"] for r in clean]  # exactly the unbiased answers
     share = lambda df: ev.letter_distribution(df).loc["A", "pred"]  # noqa: E731

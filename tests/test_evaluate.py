@@ -10,6 +10,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from roadbuddy_utils import evaluate as ev  # noqa: E402
+from roadbuddy_utils import choices as ch  # noqa: E402
+from roadbuddy_utils import plots  # noqa: E402
+from roadbuddy_utils import results  # noqa: E402
 
 
 def run(rows) -> pd.DataFrame:
@@ -39,10 +42,10 @@ def test_load_runs_latest_line_wins_and_labels(tmp_path):
              {"id": "2", "video": "a", "pred": "B", "answer": "A"},
              {"id": "1", "video": "a", "pred": "A", "answer": "A", "error": None}]
     (d / "predictions.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
-    runs = ev.load_runs([d / "predictions.jsonl"])
+    runs = results.load_runs([d / "predictions.jsonl"])
     df = runs["03_zero_shot"]
     assert list(df["id"]) == ["2", "1"] and df.set_index("id").loc["1", "pred"] == "A"
-    assert set(ev.RUN_COLUMNS) <= set(df.columns)
+    assert set(results.RUN_COLUMNS) <= set(df.columns)
     assert ev.accuracy(df) == 0.5
 
 
@@ -50,13 +53,13 @@ def test_load_runs_malformed_line_names_file(tmp_path):
     p = tmp_path / "predictions.jsonl"
     p.write_text('{"id": "1", "pred": "A"}\n{"id": "2", "pr\n')
     with pytest.raises(ValueError, match=r"predictions.jsonl:2"):
-        ev.load_runs([p], labels=["x"])
+        results.load_runs([p], labels=["x"])
 
 
 def test_default_labels_disambiguate():
     from pathlib import Path
 
-    labels = ev._default_labels([Path("a/03/predictions.jsonl"), Path("b/03/predictions.jsonl")])
+    labels = results._default_labels([Path("a/03/predictions.jsonl"), Path("b/03/predictions.jsonl")])
     assert labels == ["a/03", "b/03"]
 
 
@@ -198,19 +201,19 @@ def test_debias_recovers_planted_prior():
     assert biased_acc < unbiased_acc - 0.05
 
     # all cyclic shifts: the log estimator returns the prior itself
-    prior = ev.estimate_letter_prior([[sh[q] for sh in shifts] for q in range(len(gold))])
+    prior = ch.estimate_letter_prior([[sh[q] for sh in shifts] for q in range(len(gold))])
     assert set(prior) == {4} and np.allclose(prior[4], planted, atol=1e-6)
     # one ordering per question, no labels: still close, and debiasing restores the accuracy
-    prior1 = ev.estimate_letter_prior([[{"ABCD"[j]: p for j, p in enumerate(row)}] for row in shifts[0]])
+    prior1 = ch.estimate_letter_prior([[{"ABCD"[j]: p for j, p in enumerate(row)}] for row in shifts[0]])
     assert np.allclose(prior1[4], planted, atol=0.03)
-    deb = np.array([ev.debias_scores(row, prior1) for row in shifts[0]])
+    deb = np.array([ch.debias_scores(row, prior1) for row in shifts[0]])
     assert np.allclose(deb.sum(1), 1)
     assert abs((deb.argmax(1) == gold).mean() - unbiased_acc) < 0.01
     # the arithmetic-mean estimator points the same way, flatter
-    mean_prior = ev.estimate_letter_prior([[sh[q] for sh in shifts] for q in range(len(gold))], method="mean")
+    mean_prior = ch.estimate_letter_prior([[sh[q] for sh in shifts] for q in range(len(gold))], method="mean")
     assert mean_prior[4].argmax() == 0 and mean_prior[4][0] < planted[0]
     # cyclic averaging removes a multiplicative position bias exactly
-    avg = np.array([ev.cyclic_average([sh[q] for sh in shifts]) for q in range(len(gold))])
+    avg = np.array([ch.cyclic_average([sh[q] for sh in shifts]) for q in range(len(gold))])
     assert (avg.argmax(1) == content.argmax(1)).all()
 
 
@@ -224,29 +227,29 @@ def test_apply_debias_on_a_run_and_dict_types():
     assert ev.letter_distribution(out).loc["A", "pred"] < ev.letter_distribution(df).loc["A", "pred"]
     assert isinstance(out["scores"][0], dict) and out["correct"].dtype == bool
     # a number of choices without an estimate is left alone; None stays None
-    assert ev.debias_scores({"A": 0.6, "B": 0.4}, {4: np.full(4, 0.25)}) == {"A": 0.6, "B": 0.4}
-    assert ev.debias_scores(None, {}) is None
-    d = ev.cyclic_average([{"A": 0.8, "B": 0.2}, {"A": 0.5, "B": 0.5}])  # shift 1: shown A = original B
+    assert ch.debias_scores({"A": 0.6, "B": 0.4}, {4: np.full(4, 0.25)}) == {"A": 0.6, "B": 0.4}
+    assert ch.debias_scores(None, {}) is None
+    d = ch.cyclic_average([{"A": 0.8, "B": 0.2}, {"A": 0.5, "B": 0.5}])  # shift 1: shown A = original B
     assert d["A"] > d["B"] and sum(d.values()) == pytest.approx(1)
 
 
 def test_shuffle_and_map_back_round_trip():
     choices = [("A", "Đúng"), ("B", "Sai"), ("C", "Không rõ"), ("D", "Cả hai")]
-    shown, mapping = ev.permute_choices(choices, "7:q1")
-    assert (shown, mapping) == ev.permute_choices(choices, "7:q1")  # reproducible
+    shown, mapping = ch.permute_choices(choices, "7:q1")
+    assert (shown, mapping) == ch.permute_choices(choices, "7:q1")  # reproducible
     assert [l for l, _ in shown] == list("ABCD")
     assert sorted(t for _, t in shown) == sorted(t for _, t in choices)
     original = dict(choices)
     for letter, text in shown:  # the shown letter maps back to the choice with the same text
-        assert original[ev.map_back(letter, mapping)] == text
+        assert original[ch.map_back(letter, mapping)] == text
     scores = {l: p for (l, _), p in zip(shown, [0.1, 0.2, 0.3, 0.4])}
-    back = ev.map_back(scores, mapping)
+    back = ch.map_back(scores, mapping)
     assert list(back) == list("ABCD") and sum(back.values()) == pytest.approx(1)
     assert all(back[mapping[l]] == p for l, p in scores.items())
-    assert ev.map_back(None, mapping) is None
+    assert ch.map_back(None, mapping) is None
     # different seeds give different orders somewhere; cyclic_shift follows its documented convention
-    assert len({tuple(ev.permute_choices(choices, s)[1].values()) for s in range(10)}) > 1
-    cs, cm = ev.cyclic_shift(choices, 1)
+    assert len({tuple(ch.permute_choices(choices, s)[1].values()) for s in range(10)}) > 1
+    cs, cm = ch.cyclic_shift(choices, 1)
     assert cs[0] == ("A", "Sai") and cm == {"A": "B", "B": "C", "C": "D", "D": "A"}
 
 
@@ -265,8 +268,8 @@ def test_summary_table_writers_and_plots(tmp_path):
     assert pd.read_csv(csv).shape == t.shape
     text = md.read_text()
     assert text.startswith("| run | model |") and "| zero-shot | tiny:internvl |" in text and "0.500" in text
-    figs = [ev.plot_accuracy(t, majority=0.4), ev.plot_confusions(runs), ev.plot_letter_distribution(runs),
-            ev.plot_reliability(runs), ev.plot_coverage(runs), ev.plot_latency(runs)]
+    figs = [plots.plot_accuracy(t, majority=0.4), plots.plot_confusions(runs), plots.plot_letter_distribution(runs),
+            plots.plot_reliability(runs), plots.plot_coverage(runs), plots.plot_latency(runs)]
     assert all(isinstance(f, matplotlib.figure.Figure) for f in figs)
     for f in figs:
         plt.close(f)

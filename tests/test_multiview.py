@@ -6,14 +6,15 @@ from pathlib import Path
 
 import pytest
 
-from roadbuddy_utils.multiview import (CAMERAS, FIXTURES, PHASE1_COUNTS, SUBTASKS, MVItem, ResultStore,
-                                       build_prompt, cameras_named, classify, classify_all, describe_tags,
-                                       item_style, load_multiview, load_routing, parse_options, parse_tags,
-                                       resolve_adapter, result_line, select_images)
-from roadbuddy_utils.mv_demo import make_demo_multiview
-from roadbuddy_utils.mv_score import (bleu4, extract_choice, extract_yes_no, gold_kind, rouge_l, routing_stats,
-                                      score_results, weighted_score)
-from roadbuddy_utils.rag import KnowledgeBase, LeakageError, Retriever
+from roadbuddy_utils.multiview.data import (CAMERAS, FIXTURES, PHASE1_COUNTS, SUBTASKS, MVItem, cameras_named,
+                                            describe_tags, load_multiview, parse_options, parse_tags, select_images)
+from roadbuddy_utils.multiview.demo import make_demo_multiview
+from roadbuddy_utils.multiview.prompts import build_prompt
+from roadbuddy_utils.multiview.retrieval import KnowledgeBase, LeakageError, Retriever
+from roadbuddy_utils.multiview.router import classify, classify_all, item_style, load_routing
+from roadbuddy_utils.multiview.run import ResultStore, resolve_adapter, result_line
+from roadbuddy_utils.multiview.scoring import (bleu4, extract_choice, extract_yes_no, gold_kind, rouge_l, routing_stats,
+                                               score_results, weighted_score)
 
 MCQ_Q = ("What is the moving status of object <c1,CAM_BACK,795.0,514.2>? Please select the correct answer "
          "from the following options: A. Going ahead. B. Turn left. C. Turn right.")

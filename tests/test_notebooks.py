@@ -94,7 +94,7 @@ def test_smoke_06_multiview(tmp_path):
     """06 draws the stand-in multi-camera data itself, routes to two tiny models, retrieves, scores."""
     import yaml
 
-    from roadbuddy_utils.multiview import DEFAULT_ROUTING
+    from roadbuddy_utils.multiview.router import DEFAULT_ROUTING
 
     mv, out = tmp_path / "mv", tmp_path / "06"
     routing = {s: v | {"max_new_tokens": 4, "max_new_tokens_open": 4}

@@ -10,7 +10,7 @@ enough for the pipeline to run end to end and for a tiny model to see distinct i
 about the answers is visible in them.
 
 Questions are a seeded mix of the two fixture files kept in the package
-(``roadbuddy_utils/fixtures/multiview/``): RoboSense phase-1 questions (answers hidden), picked
+(``roadbuddy_utils/multiview/fixtures/``): RoboSense phase-1 questions (answers hidden), picked
 round-robin over subtasks so every subtask appears, and DriveBench items whose real answers let the
 offline scorer run. The KB (``kb.json``) holds exact copies of ``n_overlap`` answered items (for the
 leakage guard), notes on the same frames and scenes, and unrelated notes. ``drop_images`` image
@@ -22,8 +22,9 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from .multiview import CAMERAS, FIXTURES, MVItem, classify, load_multiview, parse_tags
-from .util import write_json
+from ..util import write_json
+from .data import CAMERAS, FIXTURES, MVItem, load_multiview, parse_tags
+from .router import classify
 
 # one distinct background colour per camera (RGB)
 _COLOURS = {"CAM_FRONT": (70, 110, 170), "CAM_FRONT_RIGHT": (60, 150, 90), "CAM_FRONT_LEFT": (160, 120, 50),

@@ -32,20 +32,23 @@ before it (a resumed run gives the same answers).
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .data import Problem
-from .infer import free_memory, is_oom
-from .models import ModelConfig
-from .multiview import (PHASE1_COUNTS, SUBTASKS, MVItem, ResultStore, Route, build_prompt, classify_all,
-                        load_multiview, load_routing, resolve_adapter, result_line, select_images)
-from .mv_score import extract_choice, routing_stats, score_results
-from .rag import KnowledgeBase, Retriever
-from .util import write_json
+from ..data import Problem
+from ..hardware import free_memory, is_oom
+from ..models import ModelConfig
+from ..util import read_jsonl, repair_jsonl, write_json
+from .data import PHASE1_COUNTS, SUBTASKS, MVItem, load_multiview, select_images
+from .prompts import build_prompt
+from .retrieval import KnowledgeBase, Retriever
+from .router import Route, classify_all, load_routing
+from .scoring import extract_choice, routing_stats, score_results
 
 MODEL_FIELDS = {f.name for f in fields(ModelConfig)} - {"model", "adapter_path", "n_frames"}
 
@@ -356,3 +359,94 @@ def run_multiview(multiview_json, image_root, output_dir, models: dict, routing=
     paths = {"multiview_json": str(multiview_json), "image_root": str(image_root), "routing": str(routing),
              "kb_file": str(kb_file) if kb_file else None}
     return lines, summarize(prep, lines, registry, cfg, output_dir, {"inputs": paths})
+
+
+# ----------------------------------------------------------------------------------------------
+# LoRA adapter folders
+
+
+def resolve_adapter(folder) -> Path | None:
+    """The adapter to load from a LoRA output folder: the folder itself when it holds
+    ``adapter_config.json`` (a finished run), else its highest ``checkpoint-N`` that holds one
+    (a run cut short). ``None`` passes through (no adapter)."""
+    if folder in (None, ""):
+        return None
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"adapter folder {folder} does not exist")
+    if (folder / "adapter_config.json").is_file():
+        return folder
+    ckpts = []
+    for d in folder.iterdir():
+        m = re.fullmatch(r"checkpoint-(\d+)", d.name)
+        if m and d.is_dir() and (d / "adapter_config.json").is_file():
+            ckpts.append((int(m.group(1)), d))
+    if not ckpts:
+        seen = sorted(d.name for d in folder.iterdir())[:10]
+        raise FileNotFoundError(f"{folder}: no adapter_config.json at its root nor in any checkpoint-N subfolder "
+                                f"(contents: {seen})")
+    return max(ckpts)[1]
+
+
+# ----------------------------------------------------------------------------------------------
+# Output lines and resumable writing
+
+
+def result_line(item: MVItem, subtask: str, model_routed: str | None, model_used: str | None, answer: str | None,
+                rag_notes: list[dict] | None = None, error: str | None = None, **extra) -> dict:
+    """One output item: every input field, ``answer`` replaced by the model's, plus routing facts.
+
+    The input's answer survives as ``gold_answer`` (empty when hidden) so scoring needs no second
+    file; ``id`` is added when the input has none (resume keys on it). ``extra``: ``rule``,
+    ``style``, ``time_s``, ``rag_override`` ..."""
+    line = dict(item.raw)
+    line.setdefault("id", item.id)
+    line.update({"gold_answer": item.answer, "subtask": subtask, "model_routed": model_routed,
+                 "model_used": model_used, "answer": answer, "rag_notes": list(rag_notes or []), "error": error})
+    line.update(extra)
+    return line
+
+
+class ResultStore:
+    """``{output_dir}/results.jsonl``: lines appended and flushed as they come; a rerun skips ids
+    already answered without error (a killed run loses at most the line being written).
+
+        store = ResultStore(out)
+        for it in items:
+            if store.is_done(it.id): continue
+            store.add(result_line(it, ...))
+        lines = store.finish(items)          # also writes {output_dir}/results.json in input order
+    """
+
+    def __init__(self, output_dir, name: str = "results"):
+        self.dir = Path(output_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.jsonl = self.dir / f"{name}.jsonl"
+        self.json = self.dir / f"{name}.json"
+        self.repaired_bytes = repair_jsonl(self.jsonl)
+        self.lines: dict[str, dict] = {}  # latest line per id
+        if self.jsonl.exists():
+            for r in read_jsonl(self.jsonl):
+                self.lines[str(r["id"])] = r
+
+    def is_done(self, item_id: str) -> bool:
+        r = self.lines.get(str(item_id))
+        return r is not None and r.get("error") is None and r.get("answer") is not None
+
+    @property
+    def n_done(self) -> int:
+        return sum(self.is_done(i) for i in self.lines)
+
+    def add(self, line: dict) -> None:
+        with open(self.jsonl, "a", encoding="utf-8") as f:
+            f.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            f.flush()
+        self.lines[str(line["id"])] = line
+
+    def finish(self, items: Sequence[MVItem] | None = None) -> list[dict]:
+        """Latest line per item in input order (every stored line when ``items`` is None), written to
+        ``results.json``."""
+        ids = [it.id for it in items] if items is not None else list(self.lines)
+        out = [self.lines[i] for i in ids if i in self.lines]
+        write_json(out, self.json)
+        return out

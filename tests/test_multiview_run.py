@@ -7,11 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from roadbuddy_utils.multiview import DEFAULT_ROUTING, FIXTURES, classify, load_multiview, load_routing
-from roadbuddy_utils.mv_demo import ensure_demo_multiview
-from roadbuddy_utils.mv_run import (ModelRegistry, MVRunConfig, answer_item, model_configs, prepare,
-                                    run_multiview)
-from roadbuddy_utils.rag import LeakageError
+from roadbuddy_utils.multiview.data import FIXTURES, load_multiview
+from roadbuddy_utils.multiview.demo import ensure_demo_multiview
+from roadbuddy_utils.multiview.retrieval import LeakageError
+from roadbuddy_utils.multiview.router import DEFAULT_ROUTING, classify, load_routing
+from roadbuddy_utils.multiview.run import (ModelRegistry, MVRunConfig, answer_item, model_configs, prepare,
+                                           run_multiview)
 from roadbuddy_utils.util import read_jsonl
 
 MODELS = {"small": {"model": "tiny:internvl"}, "large": {"model": "tiny:qwen2_5_vl"}}

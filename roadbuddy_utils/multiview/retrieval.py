@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-from .multiview import MVItem
+from .data import MVItem
 
 MODES = ("off", "hint", "override")
 _TAG_RE = re.compile(r"<c\d+,\s*(CAM_[A-Z_]+),[^>]*>")

@@ -22,8 +22,8 @@ import re
 from collections import Counter, defaultdict
 from typing import Sequence
 
-from .extract import extract_letter, strip_think
-from .multiview import SUBTASKS, parse_options
+from ..extract import extract_letter, strip_think
+from .data import SUBTASKS, parse_options
 
 _GOLD_LETTER = re.compile(r"^\s*\(?([A-E])\)?(?:[\.\):]\s.*|[\.\):]?)\s*$", re.S)
 _YES = {"yes", "true", "correct"}
