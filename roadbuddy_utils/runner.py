@@ -149,8 +149,11 @@ def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, 
         log(f"[{profile}] {run} ...")
         t0 = time.perf_counter()
         try:
+            # The kernel's own log (e.g. "Kernel is running over TCP without encryption", once per
+            # notebook) is no news to a user: only its errors reach the terminal.
             pm.execute_notebook(str(nb), str(out_nb), parameters=params, cwd=str(repo), kernel_name="python3",
-                                progress_bar=False, log_output=False)
+                                progress_bar=False, log_output=False,
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"])
             entry["status"] = "ok"
         except pm.PapermillExecutionError as e:
             entry["status"] = "failed"

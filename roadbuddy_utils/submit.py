@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .data import load_items
-from .util import read_jsonl
+from .util import as_list, read_jsonl
 
 
 class SubmissionError(ValueError):
@@ -28,8 +28,7 @@ class SubmissionError(ValueError):
 def merge_predictions(paths: str | Sequence[str]) -> dict[str, dict]:
     """id -> prediction line. Within a file the last line of an id wins (a resumed run); the same
     id answered differently in two shards is an error."""
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
+    paths = as_list(paths, "predictions")
     merged: dict[str, dict] = {}
     origin: dict[str, str] = {}
     problems = []
