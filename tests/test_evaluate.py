@@ -301,3 +301,22 @@ def test_evaluate_runs_side_by_side_and_json(tmp_path):
     assert m["runs"]["a"]["by_theme"] is None and m["runs"]["a"]["confusion"]["labels"] == ["A", "B"]
     with pytest.raises(ValueError, match="no gold answers"):
         ev.evaluate_runs({"x": a.assign(answer=None)})
+
+
+def test_list_parameters_accept_one_path_or_a_json_list(tmp_path):
+    """``papermill -p predictions x.jsonl`` passes a string: it is one run, not a list of characters."""
+    from roadbuddy_utils.submit import merge_predictions
+    from roadbuddy_utils.util import as_list
+
+    p = tmp_path / "run_a" / "predictions.jsonl"
+    p.parent.mkdir()
+    p.write_text('{"id": "q1", "pred": "A", "answer": "A"}\n')
+    assert results.run_labels(str(p)) == ["run_a"]
+    assert list(results.load_runs(str(p))) == ["run_a"] and list(results.runs_meta(str(p))) == ["run_a"]
+    assert list(results.load_runs(f'["{p}"]', '["mine"]')) == ["mine"]
+    assert list(merge_predictions(str(p))) == ["q1"]
+    assert as_list(("a", "b")) == ["a", "b"] and as_list(None) is None
+    with pytest.raises(ValueError, match=r'-y "predictions: \[a, b\]"'):
+        as_list(3, "predictions")
+    with pytest.raises(ValueError, match="does not parse"):
+        as_list("[a.jsonl, b", "predictions")

@@ -81,3 +81,45 @@ def test_readme_file_tree_lists_every_tracked_file():
     listed = {line.split()[0] for line in tree.splitlines() if line and not line.startswith(("#", "`"))}
     missing = [f for f in tracked if f not in listed and not any(f.startswith(d) for d in listed if d.endswith("/"))]
     assert not missing, f"README file tree lacks: {missing}"
+
+
+def _defaults(nb_name: str) -> dict:
+    """A notebook's parameter defaults as Python values (papermill reads them as source text)."""
+    import ast
+
+    return {k: ast.literal_eval(v["default"]) for k, v in pm.inspect_notebook(str(REPO / "notebooks" / nb_name)).items()}
+
+
+def test_04_defaults_are_the_demo_recipe_that_learns():
+    """04 run bare (no YAML) trains with the recipe benchmarks/learning.py measured: params/demo's values."""
+    defaults = _defaults("04_lora_train.ipynb")
+    demo = yaml.safe_load((REPO / "params/demo/04_lora_train.yaml").read_text())
+    differ = {k: (defaults[k], v) for k, v in demo.items() if defaults[k] != v and not (
+        isinstance(v, list) and list(defaults[k]) == v)}
+    assert not differ, f"notebook default vs params/demo/04_lora_train.yaml: {differ}"
+
+
+def test_kaggle_04_sets_every_value_where_the_demo_recipe_differs_from_the_real_one():
+    """The notebook's defaults are the CPU recipe; none of them may leak into the real run unnoticed."""
+    from dataclasses import fields
+
+    from roadbuddy_utils.train import TrainConfig
+
+    real = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default_factory)}
+    real["trainable"] = ("lora",)
+    defaults = _defaults("04_lora_train.ipynb")
+    kaggle = yaml.safe_load((REPO / "params/kaggle/04_lora_train.yaml").read_text())
+    paths = {"train_json", "videos_root", "output_dir", "split_file", "cache_dir", "model"}
+    leaks = [k for k, v in defaults.items() if k in real and k not in paths and k not in kaggle
+             and (tuple(v) if isinstance(v, list) else v) != real[k]]
+    assert not leaks, f"params/kaggle/04_lora_train.yaml must set {leaks} (the notebook default is the demo value)"
+
+
+def test_readme_file_tree_names_only_existing_files():
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    tree = readme[readme.index("## Files"):]
+    block = tree[tree.index("```") + 3:]
+    block = block[:block.index("```")]
+    listed = [line.split()[0] for line in block.splitlines() if line.strip()]
+    gone = [p for p in listed if not (REPO / p.rstrip("/")).exists()]
+    assert listed and not gone, f"README file tree names files that do not exist: {gone}"
