@@ -7,7 +7,8 @@ For each ``notebooks/NN_name.ipynb`` with a ``params/<profile>/NN_name.yaml``: e
 parameters (working directory: the repository root, so relative paths in the YAML work), write
 the executed notebook and an HTML copy to ``outputs/<profile>/``, and record parameters,
 durations, package versions and the git commit in ``outputs/<profile>/manifest.json``. The run
-stops at the first failing notebook and shows the cell that failed.
+stops at the first failing notebook and shows the cell that failed. ``outputs/<profile>/index.html``
+(report.py), rewritten after every notebook, links every run's report, numbers and figures.
 
 ``params/<profile>/_profile.yaml`` may hold settings for the whole profile; ``demo_data`` there makes
 the runner generate the demo dataset first (once).
@@ -29,6 +30,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import yaml
+
+from . import report
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ["torch", "torchvision", "transformers", "tokenizers", "peft", "accelerate", "decord", "av",
@@ -139,12 +142,15 @@ def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, 
     manifest_path = out_dir / "manifest.json"
     manifest = {"profile": profile, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "git_commit": git_commit(repo), "platform": platform.platform(), "versions": package_versions(),
-                "prepare_s": round(time.perf_counter() - t_prep, 1), "notebooks": []}
+                "machine": report.machine_info(), "prepare_s": round(time.perf_counter() - t_prep, 1),
+                "planned": [r[2] for r in runs], "notebooks": []}
+    write_index(out_dir, manifest, repo, log)
     for nb, pfile, run in runs:
         params = load_params(pfile) | (extra_params or {}).get(run, {})
         out_nb = out_dir / f"{run}.ipynb"
         entry = {"notebook": nb.name, "run": run, "parameters": params, "output": str(out_nb.relative_to(repo))
-                 if out_nb.is_relative_to(repo) else str(out_nb), "status": "running"}
+                 if out_nb.is_relative_to(repo) else str(out_nb), "status": "running",
+                 "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
         manifest["notebooks"].append(entry)
         log(f"[{profile}] {run} ...")
         t0 = time.perf_counter()
@@ -159,6 +165,9 @@ def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, 
             entry["status"] = "failed"
             entry["error"] = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
             entry["traceback"] = e.traceback[-5:] if e.traceback else []
+        except BaseException as e:  # a dead kernel, Ctrl-C: the manifest and index must not say "running"
+            entry["status"], entry["error"] = "interrupted", f"{type(e).__name__}: {e}"
+            raise
         finally:
             entry["duration_s"] = round(time.perf_counter() - t0, 1)
             if out_nb.exists():
@@ -167,6 +176,7 @@ def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, 
                 except Exception as ex:  # noqa: BLE001 - a failed export must not hide the run's result
                     entry["html_error"] = str(ex)
             manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str))
+            write_index(out_dir, manifest, repo, log)  # after every notebook: a killed run keeps a current index
         log(f"[{profile}] {run} {entry['status']} in {entry['duration_s']} s")
         if entry["status"] != "ok":
             import re
@@ -175,7 +185,17 @@ def run_profile(profile: str, only: list[str] | None = None, repo: Path = REPO, 
             raise NotebookFailed(f"{run} ({nb.name}) failed ({entry['error']}); executed notebook: {out_nb}\n{tb}")
     manifest["finished"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest_path.write_text(json.dumps(manifest, indent=1, ensure_ascii=False, default=str))
+    write_index(out_dir, manifest, repo, log)
     return manifest
+
+
+def write_index(out_dir: Path, manifest: dict, repo: Path = REPO, log=print) -> Path | None:
+    """``report.write_index``, never failing the run: the index is a view of the outputs, not one of them."""
+    try:
+        return report.write_index(out_dir, manifest, repo)
+    except Exception as e:  # noqa: BLE001
+        log(f"warning: could not write {out_dir / 'index.html'}: {type(e).__name__}: {e}")
+        return None
 
 
 def main_run(profile: str, only: str | None) -> int:
@@ -184,7 +204,9 @@ def main_run(profile: str, only: str | None) -> int:
         m = run_profile(profile, only.split(",") if only else None)
     except NotebookFailed as e:
         print(f"\nFAILED: {e}", file=sys.stderr)
+        print(f"open outputs/{profile}/index.html", file=sys.stderr)
         return 1
     total = sum(n["duration_s"] for n in m["notebooks"])
     print(f"done: {len(m['notebooks'])} notebook(s) in {total:.0f} s; outputs in outputs/{profile}/")
+    print(f"open outputs/{profile}/index.html")
     return 0
