@@ -95,12 +95,11 @@ def _json(path: Path, since: float | None) -> dict:
     return data
 
 
-def _num(x, fmt: str = ".3f") -> str:
-    if isinstance(x, bool) or x is None:
-        return DASH if x is None else str(x)
-    if isinstance(x, (int, float)):
-        return DASH if isinstance(x, float) and not math.isfinite(x) else (str(x) if isinstance(x, int) else format(x, fmt))
-    return html.escape(str(x))
+def _num(x) -> str:
+    """A value for the page: floats to 3 decimals, "-" for none or NaN, anything else as escaped text."""
+    if x is None or isinstance(x, float) and not math.isfinite(x):
+        return DASH
+    return format(x, ".3f") if isinstance(x, float) else html.escape(str(x))
 
 
 def _pairs(pairs: list[tuple[str, str]]) -> str:
@@ -108,11 +107,9 @@ def _pairs(pairs: list[tuple[str, str]]) -> str:
     return " ".join(f'<span class="kv"><span class="k">{html.escape(k)}</span> {v}</span>' for k, v in pairs)
 
 
-def _table(rows: list[dict], columns: list[str], fmt: dict | None = None) -> str:
-    fmt = fmt or {}
+def _table(rows: list[dict], columns: list[str]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_num(r.get(c), fmt.get(c, '.3f'))}</td>" for c in columns) + "</tr>"
-                   for r in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_num(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
     return f'<table class="inner"><tr>{head}</tr>{body}</table>'
 
 
@@ -177,8 +174,11 @@ def headline_eval(ctx: dict) -> str:
     if not isinstance(rows, list) or not rows:
         raise Unavailable("metrics.json has no 'summary' records")
     base = m.get("baselines") or {}
-    return (_table(rows, ["run", "variant", "n", "accuracy", "ci_low", "ci_high", "chance"]) +
-            _pairs([("majority letter", _num(base.get("majority_letter"))), ("chance", _num(base.get("chance")))]))
+    md = ctx["run_dir"] / "summary.md"
+    pairs = [("majority letter", _num(base.get("majority_letter"))), ("chance", _num(base.get("chance")))]
+    if md.is_file() and md.stat().st_mtime >= (ctx["since"] or 0):
+        pairs.append(("full table", _link(md, ctx["out_dir"], "summary.md")))
+    return _table(rows, ["run", "variant", "scorer", "n", "accuracy", "ci_low", "ci_high", "chance"]) + _pairs(pairs)
 
 
 def headline_multiview(ctx: dict) -> str:

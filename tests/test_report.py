@@ -76,7 +76,9 @@ def profile(tmp_path):
     # 05
     preds = [out / "03_zero_shot" / "predictions.jsonl"] * 2
     runs = results.load_runs(preds, ["zero-shot", "again"])
-    write_json(evaluate.evaluate_runs(runs, n_boot=200), out / "05_eval" / "metrics.json")
+    m05 = evaluate.evaluate_runs(runs, n_boot=200)
+    write_json(m05, out / "05_eval" / "metrics.json")
+    evaluate.write_summary(evaluate.pd.DataFrame(m05["summary"]), out / "05_eval")
     _png(out / "05_eval" / "accuracy.png", 5)
     # 06
     write_json({"n_lines": 20, "n_errors": 1, "routing": {"n_fallbacks": 2},
@@ -167,8 +169,9 @@ def test_index_rows_numbers_and_statuses(profile):
     assert "val accuracy 0.250 → 0.610" in rows["04_lora_train"] and "13 min 20 s" in rows["04_lora_train"]
     m05 = json.loads((out / "05_eval" / "metrics.json").read_text())
     first = m05["summary"][0]
-    assert f"zero-shot {first['variant'] or '-'} 30 {first['accuracy']:.3f} {first['ci_low']:.3f}" in rows["05_eval"]
-    assert "again" in rows["05_eval"]
+    assert (f"zero-shot {first['variant'] or '-'} {first['scorer']} 30 {first['accuracy']:.3f} {first['ci_low']:.3f}"
+            in rows["05_eval"])
+    assert "again" in rows["05_eval"] and "full table summary.md" in rows["05_eval"]
     assert "perception_mcq 12 100 small 0.417" in rows["06_multiview_router_rag"]
     assert "offline score 0.371" in rows["06_multiview_router_rag"] and "scored 16 of 20" in rows["06_multiview_router_rag"]
     assert "rows 30 check ok file 07_submit/submission.csv" in rows["07_submit"]
