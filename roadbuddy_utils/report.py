@@ -305,10 +305,12 @@ def machine_rows(machine) -> list[tuple[str, str]]:
                          f"{'.'.join(map(str, g.get('capability') or [])) or DASH})" if isinstance(g, dict) else _text(g)
                          for g in gpus) or "none (CPU only)"
     rows.append(("GPUs", _text(gpus)))
-    libs = {k: m.pop(k) for k in ("python", "torch", "cuda", "transformers", "bitsandbytes", "flash_attn") if k in m}
+    for k in ("python", "transformers", "os"):  # already in the packages / platform lines
+        m.pop(k, None)
+    libs = {k: m.pop(k) for k in ("torch", "cuda", "bitsandbytes", "flash_attn") if k in m}
     if libs:
-        rows.append(("machine libraries", " · ".join(f"{k} {v or 'none'}" for k, v in libs.items())))
-    return rows + [(k.replace("_", " "), _text(v)) for k, v in m.items()]
+        rows.append(("GPU libraries", " · ".join(f"{k} {v or 'none'}" for k, v in libs.items())))
+    return rows + [(k.replace("_", " "), _text(v)) for k, v in m.items() if v not in (None, [], {}, "")]
 
 
 def _text(v) -> str:
@@ -365,7 +367,7 @@ CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1d232a;max-width:1400px}
 h1{font-size:1.5em;margin:0 0 4px} h2{font-size:1.15em;margin:28px 0 8px;border-bottom:1px solid #d5dae0}
 h3{font-size:1em;margin:18px 0 6px} table{border-collapse:collapse}
-table.meta td{padding:2px 14px 2px 0;vertical-align:top} table.meta td:first-child{color:#5b6670}
+table.meta td{padding:2px 14px 2px 0;vertical-align:top} table.meta td:first-child{color:#5b6670;white-space:nowrap}
 table.runs{width:100%} table.runs>tbody>tr>th,table.runs>tbody>tr>td{border-bottom:1px solid #e3e7eb;padding:6px 8px;
 text-align:left;vertical-align:top} table.runs th{background:#f3f5f7}
 table.inner{margin:2px 0 4px;font-size:.88em} table.inner th,table.inner td{border:1px solid #e3e7eb;padding:1px 6px}

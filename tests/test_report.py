@@ -32,9 +32,17 @@ def _iso(seconds_ago: float) -> str:
 
 
 def _png(path: Path, seed: int) -> Path:
+    """A small bar chart (stands in for a run's figure; drawn with PIL: matplotlib is slow to import)."""
+    from PIL import ImageDraw
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    Image.fromarray(rng.integers(0, 255, (60, 90, 3), dtype=np.uint8)).save(path)
+    img = Image.new("RGB", (240, 160), "white")
+    draw = ImageDraw.Draw(img)
+    draw.line([(20, 140), (230, 140)], fill="black")
+    draw.line([(20, 10), (20, 140)], fill="black")
+    for k, h in enumerate(np.random.default_rng(seed).integers(20, 120, 6)):
+        draw.rectangle([30 + 33 * k, 140 - int(h), 55 + 33 * k, 139], fill=(31, 119, 180))
+    img.save(path)
     return path
 
 
@@ -180,7 +188,7 @@ def test_index_rows_numbers_and_statuses(profile):
     assert "shuffled <b>boom</b>" in failed and "0.990" not in failed and "metrics.json" not in failed
     # header: profile, commit, machine, versions
     for text in ("profile demo", "0123abc-dirty", "machine Test CPU 9000, 2 cores, 7.7 GiB RAM (5.1 GiB available) · local",
-                 "GPUs none (CPU only)", "torch 2.14.1 · cuda none", "decord not installed", "6 ok, 1 failed, 1 not run"):
+                 "GPUs none (CPU only)", "GPU libraries torch 2.14.1 · cuda none", "decord not installed", "6 ok, 1 failed, 1 not run"):
         assert text in _text(page), text
 
 
@@ -292,10 +300,12 @@ def test_machine_rows_name_gpus_and_memory():
     rows = dict(report.machine_rows({"gpus": [{"name": "Tesla T4", "capability": [7, 5], "total_gib": 14.56},
                                               {"name": "Tesla T4", "capability": [7, 5], "total_gib": 14.56}],
                                      "cpu": "Xeon", "cores": 4, "ram_total_gib": 31.4, "ram_available_gib": 29.0,
-                                     "env": "kaggle", "torch_arch_list": ["sm_75", "sm_80"]}))
+                                     "env": "kaggle", "torch_arch_list": ["sm_75", "sm_80"], "flash_attn": None,
+                                     "python": "3.11", "empty": []}))
     assert rows["GPUs"] == "Tesla T4 (14.56 GiB, compute capability 7.5); Tesla T4 (14.56 GiB, compute capability 7.5)"
     assert rows["machine"] == "Xeon, 4 cores, 31.4 GiB RAM (29.0 GiB available) · kaggle"
-    assert rows["torch arch list"] == "sm_75; sm_80"
+    assert rows["torch arch list"] == "sm_75; sm_80" and rows["GPU libraries"] == "flash_attn none"
+    assert "empty" not in rows and "python" not in rows
     assert report.machine_rows(None) == [("machine", "not recorded")]
 
 
