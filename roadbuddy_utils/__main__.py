@@ -1,4 +1,4 @@
-"""Command line: ``python -m roadbuddy_utils {validate,demo-data,run,train} ...`` (``--help`` on each)."""
+"""Command line: ``python -m roadbuddy_utils {validate,demo-data,run,train,plan} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -16,7 +16,10 @@ def main(argv=None) -> int:
     d = sub.add_parser("demo-data", help="write the generated demo dataset")
     d.add_argument("out_dir")
     d.add_argument("--seed", type=int, default=0)
-    d.add_argument("--train-videos", type=int, default=None, help="number of training clips (default 460)")
+    d.add_argument("--variant", choices=["default", "brief"], default="default",
+                   help="default: 5-6 s clips, event on screen +/- 0.8 s; brief: 8-15 s clips, event +/- 0.3 s, "
+                        "distractors (uniform frames miss the event)")
+    d.add_argument("--train-videos", type=int, default=None, help="number of training clips (default 900, brief 560)")
     d.add_argument("--test-videos", type=int, default=None, help="clips per test split (default 24)")
 
     r = sub.add_parser("run", help="execute the notebooks of a profile with papermill")
@@ -25,6 +28,12 @@ def main(argv=None) -> int:
 
     t = sub.add_parser("train", help="fine-tune (LoRA) from a YAML/JSON config; works under torchrun / accelerate")
     t.add_argument("--config", required=True, help="TrainConfig fields as YAML or JSON (e.g. params/demo/04_lora_train.yaml)")
+
+    pl = sub.add_parser("plan", help="memory plan from the config files alone: weights, activations, where it fits "
+                                     "(exit 0 whether or not it fits, 2 on bad input)")
+    from .plan import add_arguments
+
+    add_arguments(pl)
 
     args = ap.parse_args(argv)
     if args.cmd == "validate":
@@ -39,7 +48,7 @@ def main(argv=None) -> int:
     if args.cmd == "demo-data":
         from .demo_data import DemoConfig, generate
 
-        cfg = DemoConfig(seed=args.seed)
+        cfg = DemoConfig(seed=args.seed, variant=args.variant)
         if args.train_videos is not None:
             cfg.n_train_videos = args.train_videos
         if args.test_videos is not None:
@@ -59,6 +68,10 @@ def main(argv=None) -> int:
         with open(args.config, encoding="utf-8") as f:
             train(config_from(yaml.safe_load(f)))
         return 0
+    if args.cmd == "plan":
+        from .plan import cli
+
+        return cli(args)
     return 2
 
 
