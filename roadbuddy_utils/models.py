@@ -20,20 +20,42 @@ Families (``config.model_type``): ``internvl`` (HF-format InternVL3 checkpoints)
 ``<|im_start|>assistant\\n`` restricted to the letters the question offers, softmaxed. It cannot
 fail to parse. ``generate`` decodes greedily and runs the one extractor (``extract.py``); a reply it
 cannot read falls back to the likelihood scores, marked ``source: "fallback_likelihood"``.
+
+Hardware (``hardware.py`` decides): ``dtype: auto`` is bfloat16 from compute capability 8.0,
+float16 on a T4 / V100, float32 on the CPU; ``attn_implementation: auto`` is FlashAttention-2 where
+it runs, else SDPA. ``quantization: 4bit`` loads the language model in NF4 with double quantisation
+(compute in the resolved dtype), ``8bit`` in LLM.int8; the vision tower, projector and ``lm_head``
+stay in 16 bit (small, and quantizing them costs accuracy).
+
+float16 safety: every likelihood pass checks that the letter logits are finite. A batch that is
+not is run again with the vision tower (and projector) in float32, its output clamped into the
+float16 range (where Qwen2.5-VL and InternVL overflow); a question still non-finite gets an
+``error`` ("non-finite logits in float16 ..."), never a letter read from NaNs (``nonfinite`` counts).
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from . import hardware
 from .extract import extract_letter
 from .prompts import FRAME_LABEL, question_text, template
 from .tiny import is_tiny, resolve_model_id
 
 FAMILIES = {"internvl": "internvl", "qwen2_5_vl": "qwen", "qwen2_vl": "qwen", "qwen3_vl": "qwen3"}
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+ATTN = (None, "auto", "sdpa", "eager", "flash_attention_2", "flash_attention_3")
+# the vision side of each family: kept out of quantization, and run in float32 on a non-finite retry
+# (first module: where pixels enter; last: what hands features to the language model)
+VISION_MODULES = {"internvl": ("vision_tower", "multi_modal_projector"), "qwen": ("visual",), "qwen3": ("visual",)}
+NOT_QUANTIZED = ["lm_head", r".*\.visual", r".*\.vision_tower", r".*\.multi_modal_projector"]
+
+
+class NonFiniteLogits(FloatingPointError):
+    """Letter logits stayed inf / NaN after the float32 retry (the message says what to change)."""
 
 
 @dataclass
@@ -42,10 +64,11 @@ class ModelConfig:
 
     model: str = "tiny:internvl"  # Hugging Face id, local folder, or tiny:<family>
     adapter_path: str | None = None  # a LoRA adapter folder (peft) applied on top
-    dtype: str = "auto"  # auto: bfloat16 on a GPU that supports it, else float32
+    dtype: str = "auto"  # auto: bfloat16 from compute capability 8.0, float16 below (T4), float32 on the CPU
     device: str = "auto"  # auto | cpu | cuda | cuda:N (ignored when device_map is set)
     device_map: str | dict | None = None  # "auto" spreads a model larger than one GPU over several
-    attn_implementation: str | None = None  # sdpa | eager | flash_attention_2 (None: library default)
+    attn_implementation: str | None = None  # auto | sdpa | eager | flash_attention_2 (None: library default)
+    quantization: str | None = "none"  # none | 8bit | 4bit (bitsandbytes; the language model only)
     n_frames: int = 8  # uniform frames per clip
     max_pixels: int = 448 * 448  # pixel budget per frame (H*W) before the processor
     min_pixels: int = 28 * 28
@@ -57,8 +80,11 @@ class ModelConfig:
             raise ValueError(f"n_frames must be an integer in 1..64, got {self.n_frames!r}")
         if not isinstance(self.max_pixels, int) or self.max_pixels < max(self.min_pixels, 28 * 28):
             raise ValueError(f"max_pixels must be an integer >= {max(self.min_pixels, 28 * 28)}, got {self.max_pixels!r}")
-        if self.attn_implementation not in (None, "sdpa", "eager", "flash_attention_2", "flash_attention_3"):
-            raise ValueError(f"unknown attn_implementation {self.attn_implementation!r}")
+        if self.attn_implementation not in ATTN:
+            raise ValueError(f"unknown attn_implementation {self.attn_implementation!r}; choose one of {ATTN}")
+        self.quantization = self.quantization or "none"
+        if self.quantization not in hardware.QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {hardware.QUANTIZATIONS}, got {self.quantization!r}")
         if self.adapter_path and not Path(self.adapter_path).exists():
             raise FileNotFoundError(f"adapter_path {self.adapter_path} does not exist")
 
@@ -89,13 +115,28 @@ def resolve_device(cfg: ModelConfig):
 
 
 def resolve_dtype(cfg: ModelConfig, device):
+    """The torch dtype for ``cfg.dtype`` on ``device`` (by compute capability: see ``hardware.resolve_dtype``)."""
     import torch
 
-    if cfg.dtype != "auto":
-        return getattr(torch, cfg.dtype)
-    if device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    cap = hardware.device_capability(device, cfg.device_map)
+    return getattr(torch, hardware.resolve_dtype(cfg.dtype, cap))
+
+
+def quantization_config(cfg: ModelConfig, config, device, dtype):
+    """bitsandbytes settings for ``cfg.quantization`` (None for none), checked before any weights are read."""
+    if cfg.quantization == "none":
+        return None
+    hardware.check_quantization(cfg.quantization, hardware.device_capability(device, cfg.device_map))
+    already = getattr(config, "quantization_config", None)
+    if already:
+        method = already.get("quant_method") if isinstance(already, dict) else getattr(already, "quant_method", "?")
+        raise ValueError(f"{cfg.model} is already quantized ({method}); set quantization: none to load it as it is")
+    from transformers import BitsAndBytesConfig
+
+    if cfg.quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=NOT_QUANTIZED)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=NOT_QUANTIZED)
 
 
 @dataclass
@@ -106,6 +147,8 @@ class VLM:
     family: str
     path: str
     letter_ids: dict[str, int] = field(default_factory=dict)
+    # float16 safety counters: batches with non-finite letter logits, rows the float32 retry fixed / did not
+    nonfinite: dict = field(default_factory=lambda: {"batches": 0, "rows_retried_ok": 0, "rows_failed": 0})
 
     # ------------------------------------------------------------------ loading
     @classmethod
@@ -115,19 +158,28 @@ class VLM:
 
         cfg = cfg or ModelConfig(**kw)
         path = resolve_model_id(cfg.model)
-        model_type = AutoConfig.from_pretrained(path).model_type
+        config = AutoConfig.from_pretrained(path)
+        model_type = config.model_type
         if model_type not in FAMILIES:
             raise ValueError(f"{cfg.model}: model_type {model_type!r} is not supported; "
                              f"supported: {sorted(FAMILIES)}")
         device = resolve_device(cfg)
+        cap = hardware.device_capability(device, cfg.device_map)
+        hardware.check_gpu(cap)
         dtype = resolve_dtype(cfg, device)
         kwargs = {"dtype": dtype}
-        if cfg.attn_implementation:
-            kwargs["attn_implementation"] = cfg.attn_implementation
-        if cfg.device_map is not None:
-            kwargs["device_map"] = cfg.device_map
+        attn = hardware.resolve_attn(cfg.attn_implementation, cap, str(dtype).removeprefix("torch."))
+        if attn:
+            kwargs["attn_implementation"] = attn
+        device_map = cfg.device_map
+        qconfig = quantization_config(cfg, config, device, dtype)
+        if qconfig is not None:  # bitsandbytes places weights as it loads them: no .to() afterwards
+            kwargs["quantization_config"] = qconfig
+            device_map = device_map or {"": str(device)}
+        if device_map is not None:
+            kwargs["device_map"] = device_map
         model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
-        if cfg.device_map is None:
+        if device_map is None:
             model = model.to(device)
         if cfg.adapter_path:
             from peft import PeftModel
@@ -163,7 +215,13 @@ class VLM:
                                 "n_params": int(sum(p.numel() for p in self.model.parameters()))}
         d["note"] = ("tiny randomly initialised model: chance-level answers until trained" if self.is_tiny
                      and not self.cfg.adapter_path else None)
+        d["resolved"] = {"dtype": self._dtype_name(), "quantization": self.cfg.quantization,
+                         "attn_implementation": getattr(getattr(self.model, "config", None), "_attn_implementation", None)}
         return d
+
+    def _dtype_name(self) -> str:
+        """The language model's compute dtype (its embeddings stay unquantized)."""
+        return str(self.model.get_input_embeddings().weight.dtype).removeprefix("torch.")
 
     # ------------------------------------------------------------------ prompts
     def messages(self, ex, lang: str = "vi", choices=None) -> list[dict]:
@@ -209,8 +267,12 @@ class VLM:
         return batch.to(self.device)
 
     # ------------------------------------------------------------------ answering
-    def letter_scores(self, examples, lang: str = "vi", choices=None):
-        """Softmax over each question's offered letters at the answer position: list of dicts."""
+    def letter_scores(self, examples, lang: str = "vi", choices=None) -> list[dict]:
+        """Softmax over each question's offered letters at the answer position: list of dicts. Raises
+        ``NonFiniteLogits`` when a question's logits stay non-finite (``answer`` records it instead)."""
+        return _finite_or_raise(self._letter_rows(examples, lang, choices))
+
+    def _letter_rows(self, examples, lang: str = "vi", choices=None) -> list[dict | str]:
         import torch
 
         letters_per = [[l for l, _ in (ex.item.choices if choices is None else choices[k])]
@@ -218,17 +280,70 @@ class VLM:
         with torch.inference_mode():
             return self._letter_probs(self.inputs(examples, lang, choices=choices), letters_per)
 
-    def _letter_probs(self, batch, letters_per) -> list[dict]:
-        """One forward pass; softmax over each row's letters at the last position (the answer)."""
+    def _letter_logits(self, batch, letters_per) -> list:
+        """One forward pass: each row's logits of its letters at the last position (the answer)."""
         import torch
 
         logits = self.model(**batch, logits_to_keep=1).logits[:, -1, :].float()
+        return [row[torch.tensor([self.letter_ids[l] for l in letters], device=row.device)]
+                for row, letters in zip(logits, letters_per)]
+
+    def _letter_probs(self, batch, letters_per) -> list[dict | str]:
+        """Softmax over each row's letters; rows with inf / NaN letter logits are run again with the
+        vision side in float32, and a row still non-finite is its error message (never a letter)."""
+        import torch
+
+        rows = self._letter_logits(batch, letters_per)
+        bad = [k for k, r in enumerate(rows) if not torch.isfinite(r).all()]
+        retried = False
+        if bad:
+            self.nonfinite["batches"] += 1
+            with self.vision_float32() as retried:
+                if retried:
+                    again = self._letter_logits(batch, letters_per)
+                    rows = [again[k] if k in bad else r for k, r in enumerate(rows)]
         out = []
-        for row, letters in zip(logits, letters_per):
-            ids = torch.tensor([self.letter_ids[l] for l in letters], device=row.device)
-            p = torch.softmax(row[ids], dim=-1).cpu().numpy()
+        for k, (row, letters) in enumerate(zip(rows, letters_per)):
+            if not torch.isfinite(row).all():
+                self.nonfinite["rows_failed"] += 1
+                how = ("retried with the vision tower in float32: still non-finite" if retried else
+                       "no 16-bit vision tower to retry in float32")
+                out.append(f"non-finite logits in {self._dtype_name()} ({how}); load with dtype float32, "
+                           "or bfloat16 on a GPU of compute capability >= 8.0")
+                continue
+            self.nonfinite["rows_retried_ok"] += k in bad
+            p = torch.softmax(row, dim=-1).cpu().numpy()
             out.append({l: round(float(v), 6) for l, v in zip(letters, p)})
         return out
+
+    @contextmanager
+    def vision_float32(self):
+        """The vision tower and projector in float32 for the passes inside, their output clamped into
+        the language model's range and cast to its dtype; yields False (nothing changed) when they are
+        not in 16 bit. The 16-bit tensors are put back as they were (not re-rounded)."""
+        import torch
+
+        mods = [m for key in VISION_MODULES[self.family] for m in _first_named(self.model, key)]
+        half = {id(t): t for m in mods for t in [*m.parameters(), *m.buffers()]
+                if t.dtype in (torch.float16, torch.bfloat16)}
+        if not half:
+            yield False
+            return
+        lm_dtype = self.model.get_input_embeddings().weight.dtype
+        saved = [(t, t.data) for t in half.values()]
+        with torch.inference_mode(False), torch.no_grad():  # real tensors: the model may train afterwards
+            for t, data in saved:
+                t.data = data.float()
+        hooks = [mods[0].register_forward_pre_hook(
+                     lambda m, args, kw: (_cast(args, torch.float32), _cast(kw, torch.float32)), with_kwargs=True),
+                 mods[-1].register_forward_hook(lambda m, args, out: _cast(out, lm_dtype, clamp=True))]
+        try:
+            yield True
+        finally:
+            for h in hooks:
+                h.remove()
+            for t, data in saved:
+                t.data = data
 
     def generate(self, examples, lang: str = "vi", max_new_tokens: int = 16) -> list[str]:
         import torch
@@ -246,7 +361,8 @@ class VLM:
         (generated text), ``source`` (how the letter was obtained), ``error``."""
         if scoring == "likelihood":
             return [{"pred": max(s, key=s.get), "scores": s, "raw": None, "source": "likelihood", "error": None}
-                    for s in self.letter_scores(examples, lang)]
+                    if isinstance(s, dict) else {"pred": None, "scores": None, "raw": None, "source": None, "error": s}
+                    for s in self._letter_rows(examples, lang)]
         if scoring != "generate":
             raise ValueError(f"scoring must be 'likelihood' or 'generate', got {scoring!r}")
         raws = self.generate(examples, lang, max_new_tokens)
@@ -256,8 +372,11 @@ class VLM:
             results.append({"pred": letter, "scores": None, "raw": raw, "source": how, "error": None})
         missing = [k for k, r in enumerate(results) if r["pred"] is None]
         if missing:  # explicit, marked fallback: the model's own letter likelihoods
-            for k, s in zip(missing, self.letter_scores([examples[k] for k in missing], lang)):
-                results[k].update(pred=max(s, key=s.get), scores=s, source="fallback_likelihood")
+            for k, s in zip(missing, self._letter_rows([examples[k] for k in missing], lang)):
+                if isinstance(s, str):  # no readable reply and no trustworthy scores: an error, no letter
+                    results[k].update(source="fallback_likelihood", error=s)
+                else:
+                    results[k].update(pred=max(s, key=s.get), scores=s, source="fallback_likelihood")
         return results
 
 
@@ -301,7 +420,7 @@ class VLM:
         import torch
 
         with torch.inference_mode():
-            return self._letter_probs(self.chat_inputs(prompts), letters)
+            return _finite_or_raise(self._letter_probs(self.chat_inputs(prompts), letters))
 
     def chat_generate(self, prompts, max_new_tokens: int = 64, do_sample: bool = False, temperature: float = 0.7,
                       top_p: float = 0.9) -> list[str]:
@@ -316,6 +435,41 @@ class VLM:
             out = self.model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id,
                                       **sampling)
         return tok.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
+
+
+def _finite_or_raise(rows: list[dict | str]) -> list[dict]:
+    bad = [r for r in rows if isinstance(r, str)]
+    if bad:
+        raise NonFiniteLogits(f"{len(bad)} of {len(rows)} prompts: {bad[0]}")
+    return rows
+
+
+def _first_named(model, key: str) -> list:
+    """The shallowest module whose name ends in ``key`` (a list: empty when the model has none)."""
+    for name, m in model.named_modules():
+        if name.split(".")[-1] == key:
+            return [m]
+    return []
+
+
+def _cast(obj, dtype, clamp: bool = False):
+    """Floating tensors in ``obj`` (a tensor, tuple, list, dict or model output) cast to ``dtype``;
+    ``clamp``: first into its finite range, so an activation beyond float16's 65504 stays finite."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        if not obj.is_floating_point() or obj.dtype == dtype:
+            return obj
+        if clamp and dtype in (torch.float16, torch.bfloat16):
+            obj = obj.clamp(-torch.finfo(dtype).max, torch.finfo(dtype).max)
+        return obj.to(dtype)
+    if isinstance(obj, dict):  # includes ModelOutput, whose __setitem__ keeps its attributes in step
+        for k in list(obj.keys()):
+            obj[k] = _cast(obj[k], dtype, clamp)
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_cast(o, dtype, clamp) for o in obj)
+    return obj
 
 
 def _image_array(image, max_pixels: int) -> np.ndarray:

@@ -18,6 +18,12 @@ from ``support`` mode, a pool around the support times from which each epoch dra
 (jitter); validation uses the uniform frames 03 uses. Validation accuracy is the likelihood scorer's,
 every epoch (or ``eval_steps``); the best adapter by that accuracy is kept; TensorBoard logs;
 ``resume_from="last"`` continues after a kill. Runs unchanged under ``torchrun`` / ``accelerate launch``.
+
+Hardware (``hardware.py`` decides the ``auto`` values): base weights in bfloat16 from compute
+capability 8.0, float16 below, float32 on the CPU; mixed precision bf16 where native, fp16 on a T4
+/ V100; parts that train are kept in float32. ``quantization: 4bit`` is QLoRA: the base in NF4,
+``peft.prepare_model_for_kbit_training``, LoRA, gradient checkpointing, and the ``paged_adamw_8bit``
+optimizer on CUDA (``adamw_torch_fused`` on a CPU, recorded in ``metrics.json``'s ``precision``).
 """
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import hardware
 from .data import Item
 from .frames import FrameCache, SamplingConfig, VideoReadError, sample_frames
 from .infer import Example, eval_items
@@ -97,8 +104,12 @@ class TrainConfig:
     epochs: float = 5
     max_steps: int = -1
     eval_steps: int | None = None  # validate every N steps (None: every epoch)
-    bf16: str = "auto"  # auto: on a GPU that supports it
-    gradient_checkpointing: bool = False
+    dtype: str = "auto"  # base weights: auto (bfloat16 >= 8.0, float16 on T4, float32 on the CPU) | float32 | ...
+    quantization: str = "none"  # none | 8bit | 4bit (QLoRA: the quantized base stays frozen, LoRA trains)
+    bf16: str | bool = "auto"  # mixed precision; auto: where native (compute capability >= 8.0)
+    fp16: str | bool = "auto"  # auto: on GPUs without native bf16 (T4, V100)
+    optim: str = "auto"  # auto: paged_adamw_8bit for a quantized model on CUDA, else adamw_torch_fused
+    gradient_checkpointing: bool | str = "auto"  # auto: on with quantization
     seed: int = 0
     resume_from: str | None = None  # "last" | a checkpoint folder | None
     save_total_limit: int = 3
@@ -113,6 +124,12 @@ class TrainConfig:
             raise ValueError(f"loss must be 'tokens' or 'letters', got {self.loss!r}")
         if self.target not in ("letter", "letter_text"):
             raise ValueError(f"target must be 'letter' or 'letter_text', got {self.target!r}")
+        self.quantization = self.quantization or "none"
+        if self.quantization not in hardware.QUANTIZATIONS:
+            raise ValueError(f"quantization must be one of {hardware.QUANTIZATIONS}, got {self.quantization!r}")
+        if self.quantization != "none" and "full" in self.trainable:
+            raise ValueError(f"trainable 'full' cannot train {self.quantization} weights: use quantization none, or "
+                             "trainable lora / projector / lm_head (QLoRA)")
 
 
 def config_from(params: dict) -> TrainConfig:
@@ -358,8 +375,8 @@ def val_accuracy(vlm, model, val: list[Example], cfg: TrainConfig, batch_size: i
     right = 0
     for k in range(0, len(val), batch_size):
         chunk = val[k:k + batch_size]
-        for ex, s in zip(chunk, vlm.letter_scores(chunk, cfg.lang)):
-            right += max(s, key=s.get) == ex.item.answer
+        for ex, r in zip(chunk, vlm.answer(chunk, "likelihood", cfg.lang)):
+            right += r["pred"] == ex.item.answer  # a non-finite (fp16) row has no letter: counted wrong
     if was_training:
         base.train()
     return right / max(1, len(val)), len(val)
@@ -385,8 +402,11 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
     train_items, val_items = select(items, split["train_ids"]), select(items, split["val_ids"])
     if cfg.val_limit:
         val_items = val_items[: cfg.val_limit]
-    mcfg = ModelConfig(cfg.model, n_frames=cfg.n_frames, max_pixels=cfg.max_pixels, dtype="float32",
-                       device="cpu" if not torch.cuda.is_available() else "auto")
+    cuda = torch.cuda.is_available()
+    mcfg = ModelConfig(cfg.model, n_frames=cfg.n_frames, max_pixels=cfg.max_pixels, dtype=cfg.dtype,
+                       quantization=cfg.quantization,
+                       device=f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else "cpu")
+    precision = training_precision(cfg, hardware.device_capability(mcfg.device), cuda)
     vlm = VLM.load(mcfg)
     cache = FrameCache(cfg.cache_dir) if cfg.cache_dir else None
     pool_cfg = SamplingConfig("support", n_frames=cfg.pool_frames, min_frames=cfg.pool_frames,
@@ -400,14 +420,19 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
         f"(chance {chance:.3f})")
 
     set_seed(cfg.seed)  # LoRA initialisation must not depend on what ran before (a model build, a cache miss)
-    model = apply_trainable(vlm.model, vlm.family, cfg)
+    model = vlm.model
+    if cfg.quantization != "none":  # QLoRA: frozen quantized base, norms / embeddings in float32
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # enabled below
+    model = apply_trainable(model, vlm.family, cfg)
+    float32_trainable(model)
     counts = trainable_counts(model)
-    if cfg.gradient_checkpointing:
+    if precision["gradient_checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
     trainset = TrainSet(train_items, train_pools, cfg.train_frames, cfg.seed, context=cfg.context_frames)
-    use_bf16 = (cfg.bf16 == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()) or cfg.bf16 is True
     strategy = "steps" if cfg.eval_steps else "epoch"
     os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "tensorboard")
     args = TrainingArguments(
@@ -417,10 +442,11 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
         max_steps=cfg.max_steps, eval_strategy=strategy, save_strategy=strategy, eval_steps=cfg.eval_steps,
         save_steps=cfg.eval_steps, logging_steps=max(1, min(20, (cfg.eval_steps or 50) // 2)),
         load_best_model_at_end=True, metric_for_best_model="eval_accuracy", greater_is_better=True,
-        save_total_limit=cfg.save_total_limit, bf16=use_bf16, seed=cfg.seed, data_seed=cfg.seed,
+        save_total_limit=cfg.save_total_limit, bf16=precision["bf16"], fp16=precision["fp16"],
+        optim=precision["optim"], seed=cfg.seed, data_seed=cfg.seed,
         report_to=["tensorboard"], remove_unused_columns=False,
         dataloader_num_workers=cfg.dataloader_workers, disable_tqdm=True,
-        ddp_find_unused_parameters=False, use_cpu=not torch.cuda.is_available())
+        ddp_find_unused_parameters=False, use_cpu=not cuda)
 
     class EpochJitter(TrainerCallback):
         def on_epoch_begin(self, a, state, control, **kw):
@@ -447,10 +473,29 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
                "world_size": int(os.environ.get("WORLD_SIZE", "1")),
                "train_runtime_s": round(next((h["train_runtime"] for h in trainer.state.log_history
                                               if "train_runtime" in h), 0), 1),
-               "trainable": counts, "history": history, "config": asdict(cfg), "model": vlm.describe()}
+               "trainable": counts, "precision": precision, "history": history, "config": asdict(cfg),
+               "model": vlm.describe()}
     if rank == 0:
         write_json(metrics, out / "metrics.json")
     return metrics
+
+
+def training_precision(cfg: TrainConfig, capability, cuda: bool) -> dict:
+    """What ``auto`` became on this machine: bf16 / fp16 mixed precision, optimizer, gradient checkpointing."""
+    ckpt = cfg.quantization != "none" if cfg.gradient_checkpointing in ("auto", None) else bool(cfg.gradient_checkpointing)
+    return {**hardware.train_precision(cfg.bf16, cfg.fp16, capability), "quantization": cfg.quantization,
+            "dtype": hardware.resolve_dtype(cfg.dtype, capability), "gradient_checkpointing": ckpt,
+            "optim": hardware.resolve_optim(cfg.optim, cfg.quantization, cuda)}
+
+
+def float32_trainable(model) -> None:
+    """Trained weights in float32 (a 16-bit base's ``modules_to_save`` copies are 16-bit): fp16 mixed
+    precision cannot unscale 16-bit gradients, and optimizer states need the range."""
+    import torch
+
+    for p in model.parameters():
+        if p.requires_grad and p.dtype in (torch.float16, torch.bfloat16):
+            p.data = p.data.float()
 
 
 def epoch_history(log_history: list[dict]) -> list[dict]:

@@ -98,7 +98,8 @@ class ModelUnavailable(RuntimeError):
 
 def model_configs(models: dict) -> dict[str, ModelConfig]:
     """``{size: ModelConfig}`` from the notebook's ``models``: size -> model id (a string) or
-    ``{model, adapter?, dtype?, device_map?, max_pixels?, ...}``. ``adapter`` is a LoRA output folder:
+    ``{model, adapter?, dtype?, device_map?, quantization?, max_pixels?, ...}`` (every ``ModelConfig`` field:
+    ``quantization: 4bit`` + ``device_map: auto`` puts a 72B in about 49 GiB). ``adapter`` is a LoRA output folder:
     its root when it holds the adapter, else its highest ``checkpoint-N``."""
     if not isinstance(models, dict) or not models:
         raise ValueError("models must be a non-empty mapping size -> model id or {model, adapter, ...}")
