@@ -1,6 +1,7 @@
 """A small, RoadBuddy-shaped demo dataset with clips whose answers are visible in the frames.
 
     python -m roadbuddy_utils demo-data outputs/demo/data --seed 0
+    python -m roadbuddy_utils demo-data outputs/demo_brief/data --variant brief   # uniform frames miss
 
 Each clip is a road seen from a car (sky, road with moving lane dashes, verge) on which a few
 *events* appear around their support times: a traffic light (red / yellow / green), a speed-limit
@@ -20,6 +21,19 @@ same model reached 0.85 on frames around the asked event (benchmarks/RESULTS.md)
 choice list, ``"D.Text"`` without a space, full-string answers, an unknown ``_unused_`` field,
 private-test paths relative to their own folder, id gaps).
 
+Variants (``DemoConfig.variant``; each is a preset of the knobs in ``VARIANTS``, any knob can be
+overridden): ``default`` (5-6 s clips, the event on screen for +/- 0.8 s: 4 uniform frames always
+catch it) and ``brief`` (8-15 s clips, the event on screen for +/- 0.3 s, i.e. at most 9 frames =
+0.6 s at 15 fps, plus distractors that change the picture as much as the event: passing cars,
+trees, a blue information sign drawn where the event signs stand and an advertising board, the
+signs at other times than any event). In ``brief`` only the question says which moment matters;
+uniform frames miss the asked event for most questions (benchmarks/uniform_miss.py measures it).
+The default variant's files are byte-identical to those of the generator before variants existed.
+
+Ground truth for frame selectors: ``event_visible`` is the renderer's own visibility rule, and
+``event_windows(OUT)`` replays the generator's plan from ``OUT/demo_config.json`` (checked item
+by item against the written JSON) to give every question its event time and visible window.
+
 Layout (as distributed)::
 
     OUT/traffic_buddy_train+public_test/train/train.json, train/videos/*.mp4
@@ -36,6 +50,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .demo_scene import (EVENT_HALF_WINDOW_S, _background, event_visible, n_clip_frames,  # noqa: F401 (re-exported)
+                         render_clip, render_scene, visible_window)
 from .video_io import write_video
 
 # Question types: template, fixed choice texts, event kind, value per choice (same order).
@@ -56,127 +72,66 @@ QUESTION_TYPES = {
 # Mix of question types: most weight on the facts a random tiny model can learn (light, presence).
 TYPE_WEIGHTS = {"light": 0.28, "presence": 0.14, "presence_tf": 0.1, "count": 0.2, "speed": 0.16, "arrow": 0.12}
 LETTERS = "ABCDEFGH"
-EVENT_HALF_WINDOW_S = 0.8  # an event is on screen for +/- this around its support time
+
+
+# Presets per variant for the knobs left at None in DemoConfig.
+VARIANTS = {
+    "default": {"n_train_videos": 900, "min_duration_s": 5, "max_duration_s": 6,
+                "event_half_window_s": EVENT_HALF_WINDOW_S, "sign_distractors": 0, "car_passes": 0, "tree_passes": 0},
+    # 560 train clips: generation stays within ~6 minutes on a 2-core CPU (measured, see benchmarks/RESULTS.md)
+    "brief": {"n_train_videos": 560, "min_duration_s": 8, "max_duration_s": 15,
+              "event_half_window_s": 0.3, "sign_distractors": 3, "car_passes": 3, "tree_passes": 4},
+}
+# Knobs added with the variants: left out of the default variant's demo_config.json when at their
+# default values, so that file (and ensure()'s reuse of existing data) is as before.
+_VARIANT_KNOBS = ("variant", "event_half_window_s", "support_noise_s", "sign_distractors", "car_passes", "tree_passes")
+SIGN_GAP_S = 0.6  # a sign distractor's window starts at least this long after an event's window ends
 
 
 @dataclass
 class DemoConfig:
     seed: int = 0
-    n_train_videos: int = 900  # one question per clip by default (max_events=1)
+    n_train_videos: int | None = None  # default 900 (one question per clip with max_events=1), brief 560
     n_public_videos: int = 24
     n_private_videos: int = 24
     width: int = 256
     height: int = 144
     fps: int = 15
-    min_duration_s: int = 5
-    max_duration_s: int = 6
+    min_duration_s: int | None = None  # clip length in whole seconds: default 5-6, brief 8-15
+    max_duration_s: int | None = None
     max_events: int = 1  # events (and questions) per clip; more events = distractor frames
+    variant: str = "default"  # preset for the knobs left at None: "default" | "brief"
+    event_half_window_s: float | None = None  # an event is on screen for +/- this around its time
+    support_noise_s: float = 0.2  # train support_frames = event time +/- up to this (inside the window)
+    sign_distractors: int | None = None  # per clip: blue information sign / advertising board, never beside an event
+    car_passes: int | None = None  # per clip: cars passing on the left (at any time)
+    tree_passes: int | None = None  # per clip: roadside trees passing on either side (at any time)
+
+    def __post_init__(self):
+        if self.variant not in VARIANTS:
+            raise ValueError(f"demo variant must be one of {sorted(VARIANTS)}, got {self.variant!r}")
+        for k, v in VARIANTS[self.variant].items():
+            if getattr(self, k) is None:
+                setattr(self, k, v)
+        if not 1 <= self.min_duration_s <= self.max_duration_s:
+            raise ValueError(f"need 1 <= min_duration_s <= max_duration_s, got {self.min_duration_s}, "
+                             f"{self.max_duration_s}")
+        if not 0 <= self.support_noise_s < self.event_half_window_s:
+            raise ValueError(f"support_noise_s ({self.support_noise_s}) must be below event_half_window_s "
+                             f"({self.event_half_window_s}), or support_frames could point at frames without the event")
+        if self.min_duration_s < 2 * self.event_half_window_s + 1:
+            raise ValueError(f"clips of {self.min_duration_s} s are too short for an event window of "
+                             f"+/- {self.event_half_window_s} s; raise min_duration_s")
 
 
-# --------------------------------------------------------------------------- drawing
-
-_COLOURS = {"red": (235, 30, 30), "yellow": (250, 215, 0), "green": (20, 220, 60)}
-
-
-def _background(w: int, h: int, night: bool) -> np.ndarray:
-    img = np.zeros((h, w, 3), np.uint8)
-    horizon = int(h * 0.42)
-    top, bottom = ((15, 20, 45), (40, 45, 80)) if night else ((110, 160, 225), (190, 215, 240))
-    for y in range(horizon):
-        a = y / max(1, horizon - 1)
-        img[y] = [int(top[c] * (1 - a) + bottom[c] * a) for c in range(3)]
-    img[horizon:] = (40, 70, 35) if night else (80, 130, 60)
-    import cv2
-
-    road = np.array([[int(w * 0.44), horizon], [int(w * 0.56), horizon], [w, h], [0, h]], np.int32)
-    cv2.fillPoly(img, [road], (60, 60, 65) if night else (105, 105, 110))
-    return img
-
-
-def _draw_dashes(img: np.ndarray, t: float) -> None:
-    import cv2
-
-    h, w = img.shape[:2]
-    horizon = int(h * 0.42)
-    phase = (t * 1.5) % 1.0
-    for k in range(6):
-        d0 = ((k + phase) / 6) ** 2
-        d1 = ((k + phase + 0.45) / 6) ** 2
-        y0, y1 = horizon + d0 * (h - horizon), horizon + min(d1, 1) * (h - horizon)
-        half0, half1 = 1 + d0 * w * 0.012, 1 + min(d1, 1) * w * 0.012
-        pts = np.array([[w / 2 - half0, y0], [w / 2 + half0, y0], [w / 2 + half1, y1], [w / 2 - half1, y1]], np.int32)
-        cv2.fillPoly(img, [pts], (235, 235, 235))
-
-
-def _draw_event(img: np.ndarray, kind: str, value, grow: float) -> None:
-    """Draw one event big and salient; ``grow`` in [0.85, 1.15] mimics approaching it."""
-    import cv2
-
-    h, w = img.shape[:2]
-    r = int(h * 0.27 * grow)  # sign radius: large on purpose (see module docstring)
-    cx, cy = int(w * 0.74), int(h * 0.36)
-    if kind == "light":  # a horizontal light (common on Vietnamese streets), lamps a few patches wide
-        lr = int(h * 0.16 * grow)  # lamp radius
-        bw, bh = int(lr * 6.9), int(lr * 2.5)
-        lx, ly = int(w * 0.55), int(h * 0.22)
-        cv2.line(img, (lx + bw // 2, ly), (lx + bw // 2, h), (50, 50, 50), max(2, lr // 3))
-        cv2.rectangle(img, (lx - bw // 2, ly - bh // 2), (lx + bw // 2, ly + bh // 2), (25, 25, 25), -1)
-        for k, name in enumerate(["red", "yellow", "green"]):
-            col = _COLOURS[name] if name == value else (55, 55, 55)
-            cv2.circle(img, (lx - bw // 2 + int((k + 0.5) * bw / 3), ly), lr, col, -1)
-        return
-    if kind == "count":
-        n = int(value)
-        side = int(h * 0.3 * grow)
-        gap = int(side * 1.15)
-        x0 = w // 2 - (n * gap) // 2
-        for k in range(n):
-            x = x0 + k * gap + gap // 2
-            tri = np.array([[x, int(h * 0.12)], [x - side // 2, int(h * 0.12) + side], [x + side // 2, int(h * 0.12) + side]], np.int32)
-            cv2.fillPoly(img, [tri], (200, 20, 20))
-            inner = np.array([[x, int(h * 0.12) + side // 4], [x - side // 3, int(h * 0.12) + side - side // 8],
-                              [x + side // 3, int(h * 0.12) + side - side // 8]], np.int32)
-            cv2.fillPoly(img, [inner], (255, 220, 0))
-        return
-    cv2.line(img, (cx, cy + r), (cx, h), (90, 90, 90), max(2, r // 6))
-    if kind == "speed":
-        cv2.circle(img, (cx, cy), r, (220, 20, 20), -1)
-        cv2.circle(img, (cx, cy), int(r * 0.74), (255, 255, 255), -1)
-        text = str(value)
-        scale = r / 26
-        (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_DUPLEX, scale, max(1, r // 12))
-        cv2.putText(img, text, (cx - tw // 2, cy + th // 2), cv2.FONT_HERSHEY_DUPLEX, scale, (0, 0, 0), max(1, r // 12))
-    elif kind == "arrow":
-        cv2.circle(img, (cx, cy), r, (20, 70, 210), -1)
-        d = int(r * 0.65)
-        tip = {"left": (cx - d, cy), "right": (cx + d, cy), "straight": (cx, cy - d)}[value]
-        tail = {"left": (cx + d, cy), "right": (cx - d, cy), "straight": (cx, cy + d)}[value]
-        cv2.arrowedLine(img, tail, tip, (255, 255, 255), max(2, r // 4), tipLength=0.5)
-    elif kind == "noparking":
-        cv2.circle(img, (cx, cy), r, (220, 20, 20), -1)
-        cv2.circle(img, (cx, cy), int(r * 0.72), (20, 70, 210), -1)
-        d = int(r * 0.5)
-        cv2.line(img, (cx - d, cy - d), (cx + d, cy + d), (220, 20, 20), max(2, r // 5))
-        cv2.line(img, (cx - d, cy + d), (cx + d, cy - d), (220, 20, 20), max(2, r // 5))
-
-
-def render_clip(events: list[dict], duration_s: float, fps: int, size: tuple[int, int], night: bool,
-                noise_seed: int = 0):
-    """Yield RGB frames; each event dict has kind, value, time (s)."""
-    w, h = size
-    bg = _background(w, h, night)
-    rng = np.random.default_rng(noise_seed)
-    n = int(round(duration_s * fps))
-    for i in range(n):
-        t = i / fps
-        img = bg.copy()
-        _draw_dashes(img, t)
-        for ev in events:
-            dt = t - ev["time"]
-            if abs(dt) <= EVENT_HALF_WINDOW_S:
-                _draw_event(img, ev["kind"], ev["value"], 1.0 + 0.15 * dt / EVENT_HALF_WINDOW_S)
-        jitter = rng.integers(-4, 5, size=(1, 1, 3))  # a little camera exposure flicker
-        yield np.clip(img.astype(np.int16) + jitter, 0, 255).astype(np.uint8)
+def config_record(cfg: DemoConfig) -> dict:
+    """What demo_config.json holds (and ensure() compares): every knob, except that the default
+    variant leaves out the variant knobs at their default values (its file is as it always was)."""
+    d = dict(cfg.__dict__)
+    if cfg.variant == "default":
+        base = DemoConfig().__dict__
+        d = {k: v for k, v in d.items() if k not in _VARIANT_KNOBS or v != base[k]}
+    return d
 
 
 # --------------------------------------------------------------------------- dataset
@@ -198,10 +153,11 @@ def _plan_video(rng, cfg: DemoConfig, robins: dict) -> tuple[float, list[dict], 
     duration = int(rng.integers(cfg.min_duration_s, cfg.max_duration_s + 1))
     types = list(TYPE_WEIGHTS)
     p = np.array([TYPE_WEIGHTS[t] for t in types])
-    # events never overlap on screen (each is visible for +/- EVENT_HALF_WINDOW_S), so every
+    # events never overlap on screen (each is visible for +/- its half window), so every
     # answer stays decidable: at most as many events as fit in the clip
-    min_gap = 2 * EVENT_HALF_WINDOW_S + 0.1
-    k_max = int((duration - 2 * EVENT_HALF_WINDOW_S) // min_gap) + 1
+    hw = cfg.event_half_window_s
+    min_gap = 2 * hw + 0.1
+    k_max = int((duration - 2 * hw) // min_gap) + 1
     ks = np.arange(1, cfg.max_events + 1)
     k = min(k_max, int(rng.choice(ks, p=np.array([0.2, 0.35, 0.3, 0.15][:len(ks)]) / sum([0.2, 0.35, 0.3, 0.15][:len(ks)]))))
     chosen: list[str] = []
@@ -211,7 +167,7 @@ def _plan_video(rng, cfg: DemoConfig, robins: dict) -> tuple[float, list[dict], 
             chosen.append(str(t))
         if len(chosen) == k:
             break
-    lo, hi = EVENT_HALF_WINDOW_S, duration - EVENT_HALF_WINDOW_S
+    lo, hi = hw, duration - hw
     if len(chosen) == 1:
         slots = np.array([rng.uniform(lo + 0.5, hi - 0.5)])
     else:
@@ -230,6 +186,27 @@ def _plan_video(rng, cfg: DemoConfig, robins: dict) -> tuple[float, list[dict], 
     return float(duration), events, questions
 
 
+def _plan_distractors(rng, cfg: DemoConfig, duration: float, event_times: list[float]) -> list[dict]:
+    """Sign distractors (as brief as an event, never within SIGN_GAP_S of an event's window, so
+    frames near a support time show only the asked event), then passing cars and trees (any time)."""
+    hw, out, taken = cfg.event_half_window_s, [], list(event_times)
+    for k in range(cfg.sign_distractors):
+        for _ in range(50):  # rejection sampling; a sign that finds no free time is left out
+            t = float(round(rng.uniform(hw, duration - hw), 2))
+            if all(abs(t - u) >= 2 * hw + SIGN_GAP_S for u in taken):
+                taken.append(t)
+                out.append({"kind": ("board", "info", "board")[k % 3], "time": t, "style": int(rng.integers(3))})
+                break
+    for kind, n in (("car", cfg.car_passes), ("tree", cfg.tree_passes)):
+        for _ in range(n):
+            dur = float(round(rng.uniform(0.8, 1.4), 2))
+            d = {"kind": kind, "start": float(round(rng.uniform(-0.5, duration - dur + 0.5), 2)), "dur": dur,
+                 "style": int(rng.integers(5))}
+            d.update({"oncoming": bool(rng.random() < 0.5)} if kind == "car" else {"side": int(rng.choice([-1, 1]))})
+            out.append(d)
+    return out
+
+
 def _choices(qtype: str, rng, quirk_nospace: bool, quirk_double: bool) -> list[str]:
     texts = QUESTION_TYPES[qtype][1]
     out = [f"{LETTERS[i]}.{t}" if (quirk_nospace and i == len(texts) - 1) else f"{LETTERS[i]}. {t}"
@@ -242,61 +219,107 @@ def _question_text(qtype: str, rng) -> str:
     return q + str(rng.choice(["?", ":", "", "?"]))
 
 
-def generate(out_dir, cfg: DemoConfig | None = None, progress: bool = True) -> dict:
-    """Write the dataset; returns {split: json path}. Deterministic for a given seed."""
-    from tqdm.auto import tqdm
+@dataclass
+class ClipPlan:
+    """Everything needed to render one clip again (and to know what each of its questions asks about)."""
+    split: str
+    video: str  # path relative to the output folder
+    duration_s: float
+    fps: int
+    size: tuple[int, int]
+    night: bool
+    noise_seed: int
+    half_window_s: float
+    events: list[dict]  # drawn events: kind, value, time
+    distractors: list[dict]
+    questions: dict  # item id -> {"kind", "value", "time", "drawn"} (no-parking "absent" is not drawn)
 
-    cfg = cfg or DemoConfig()
-    out = Path(out_dir)
+    def frames(self):
+        return render_clip(self.events, self.duration_s, self.fps, self.size, self.night, self.noise_seed,
+                           self.half_window_s, tuple(self.distractors))
+
+
+@dataclass
+class SplitPlan:
+    split: str
+    json_path: str  # relative to the output folder
+    items: list[dict]  # exactly the JSON "data" list
+    gold: dict  # test splits: id -> letter (answers/ folder)
+    clips: list[ClipPlan]
+
+
+_SPLITS = [("train", "traffic_buddy_train+public_test/train", "train/videos", "train"),
+           ("public_test", "traffic_buddy_train+public_test/public_test", "public_test/videos", "testa"),
+           ("private_test", "traffic_buddy_private_test", "videos", "testb")]
+
+
+def plan_dataset(cfg: DemoConfig) -> list[SplitPlan]:
+    """The whole dataset as data, no files: deterministic for a given config (one random stream,
+    drawn in the same order as ever for the default variant; distractors use their own streams)."""
     rng = np.random.default_rng(cfg.seed)
     robins = {t: _RoundRobin(QUESTION_TYPES[t][3], np.random.default_rng([cfg.seed, i])) for i, t in enumerate(QUESTION_TYPES)}
-    root_tp = out / "traffic_buddy_train+public_test"
-    root_priv = out / "traffic_buddy_private_test"
-    splits = [("train", cfg.n_train_videos, root_tp / "train", "train/videos", "train"),
-              ("public_test", cfg.n_public_videos, root_tp / "public_test", "public_test/videos", "testa"),
-              ("private_test", cfg.n_private_videos, root_priv, "videos", "testb")]
-    paths, answers = {}, {}
-    for split, n_videos, folder, rel_dir, prefix in splits:
-        items, qid, doubled = [], 0, False
-        for v in tqdm(range(n_videos), desc=f"demo {split}", disable=not progress, mininterval=10):
+    n_by_split = {"train": cfg.n_train_videos, "public_test": cfg.n_public_videos, "private_test": cfg.n_private_videos}
+    plans = []
+    for s_no, (split, folder, rel_dir, prefix) in enumerate(_SPLITS):
+        items, gold, clips, qid, doubled = [], {}, [], 0, False
+        for v in range(n_by_split[split]):
             duration, events, questions = _plan_video(rng, cfg, robins)
             night = bool(rng.random() < 0.3)
             vid_hash = hashlib.sha1(f"{cfg.seed}-{split}-{v}".encode()).hexdigest()[:8]
             start = int(rng.integers(0, 60))
             name = f"{vid_hash}_demo_clip_{v}_{start}_{start + int(duration)}"
             name += f"_{'Y' if events else 'N'}.mp4" if split != "private_test" else ".mp4"
-            video_file = folder / "videos" / name
-            write_video(video_file, render_clip(events, duration, cfg.fps, (cfg.width, cfg.height), night,
-                                                noise_seed=int(rng.integers(1 << 30))), fps=cfg.fps)
+            distractors = _plan_distractors(np.random.default_rng([cfg.seed, s_no, v, 1]), cfg, duration,
+                                            [t for _, _, t in questions])
+            clip = ClipPlan(split, f"{folder}/videos/{name}", duration, cfg.fps, (cfg.width, cfg.height), night,
+                            int(rng.integers(1 << 30)), cfg.event_half_window_s, events, distractors, {})
             for qtype, value, t in questions:
                 qid += 1 + (int(rng.random() < 0.15) if split == "private_test" else 0)  # id gaps
                 values = QUESTION_TYPES[qtype][3]
-                gold = LETTERS[values.index(value)]
+                letter = LETTERS[values.index(value)]
                 quirk_double = split == "train" and not doubled and len(values) == 4 and len(items) >= 5
                 doubled = doubled or quirk_double
                 quirk_nospace = len(QUESTION_TYPES[qtype][1]) == 4 and rng.random() < 0.05
                 choices = _choices(qtype, rng, quirk_nospace, quirk_double)
                 item = {"id": f"{prefix}_{qid:04d}", "question": _question_text(qtype, rng), "choices": choices}
-                full_answer = next(c for c in choices if c.startswith(gold))
+                full_answer = next(c for c in choices if c.startswith(letter))
                 if split == "train":
                     item["answer"] = full_answer
-                    item["support_frames"] = [round(t + float(rng.uniform(-0.2, 0.2)), 2)]
+                    item["support_frames"] = [round(t + float(rng.uniform(-cfg.support_noise_s, cfg.support_noise_s)), 2)]
                 item["video_path"] = f"{rel_dir}/{name}"
                 if split == "train":
                     item["_unused_"] = hashlib.md5(item["id"].encode()).hexdigest()
                 else:
-                    answers.setdefault(split, {})[item["id"]] = gold
+                    gold[item["id"]] = letter
+                kind = QUESTION_TYPES[qtype][2]
+                clip.questions[item["id"]] = {"kind": kind, "value": value, "time": t,
+                                              "drawn": kind != "noparking" or bool(value)}
                 items.append(item)
-        json_path = (folder / f"{split}.json")
+            clips.append(clip)
+        plans.append(SplitPlan(split, f"{folder}/{split}.json", items, gold, clips))
+    return plans
+
+
+def generate(out_dir, cfg: DemoConfig | None = None, progress: bool = True) -> dict:
+    """Write the dataset; returns {split: json path}. Deterministic for a given seed."""
+    from tqdm.auto import tqdm
+
+    cfg = cfg or DemoConfig()
+    out = Path(out_dir)
+    paths = {}
+    for sp in plan_dataset(cfg):
+        for clip in tqdm(sp.clips, desc=f"demo {sp.split}", disable=not progress, mininterval=10):
+            write_video(out / clip.video, clip.frames(), fps=cfg.fps)
+        json_path = out / sp.json_path
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({"__count__": len(items), "data": items}, ensure_ascii=False, indent=1),
+        json_path.write_text(json.dumps({"__count__": len(sp.items), "data": sp.items}, ensure_ascii=False, indent=1),
                              encoding="utf-8")
-        paths[split] = json_path
-    ans_dir = out / "answers"
-    ans_dir.mkdir(parents=True, exist_ok=True)
-    for split, gold in answers.items():
-        (ans_dir / f"{split}_answers.json").write_text(json.dumps(gold, indent=1), encoding="utf-8")
-    (out / "demo_config.json").write_text(json.dumps(cfg.__dict__, indent=1), encoding="utf-8")
+        paths[sp.split] = json_path
+        if sp.gold:
+            (out / "answers").mkdir(parents=True, exist_ok=True)
+            (out / "answers" / f"{sp.split}_answers.json").write_text(json.dumps(sp.gold, indent=1), encoding="utf-8")
+    (out / "answers").mkdir(parents=True, exist_ok=True)
+    (out / "demo_config.json").write_text(json.dumps(config_record(cfg), indent=1), encoding="utf-8")
     return paths
 
 
@@ -305,8 +328,86 @@ def ensure(out_dir, cfg: DemoConfig | None = None) -> dict:
     cfg = cfg or DemoConfig()
     out = Path(out_dir)
     marker = out / "demo_config.json"
-    if marker.exists() and json.loads(marker.read_text()) == cfg.__dict__:
-        return {"train": out / "traffic_buddy_train+public_test/train/train.json",
-                "public_test": out / "traffic_buddy_train+public_test/public_test/public_test.json",
-                "private_test": out / "traffic_buddy_private_test/private_test.json"}
+    if marker.exists() and json.loads(marker.read_text()) == config_record(cfg):
+        return {sp: out / path for sp, path in [(s, f"{folder}/{s}.json") for s, folder, _, _ in _SPLITS]}
     return generate(out, cfg)
+
+
+# --------------------------------------------------------------------------- ground truth for selectors
+
+def replay(out_dir) -> list[SplitPlan]:
+    """The plan of a generated demo folder, from its demo_config.json, checked against its JSON files."""
+    out = Path(out_dir)
+    marker = out / "demo_config.json"
+    if not marker.exists():
+        raise FileNotFoundError(f"{marker}: not found; {out} is not a generated demo folder "
+                                f"(python -m roadbuddy_utils demo-data {out} [--variant brief] writes one)")
+    plans = plan_dataset(DemoConfig(**json.loads(marker.read_text())))
+    for sp in plans:
+        path = out / sp.json_path
+        written = json.loads(path.read_text(encoding="utf-8"))["data"] if path.exists() else None
+        if written != sp.items:
+            bad = "file missing" if written is None else next(
+                (f"item {a.get('id')}" for a, b in zip(written, sp.items) if a != b), "item count")
+            raise ValueError(f"{path}: {bad} differs from what this generator plans for {marker} (written by "
+                             f"another version of demo_data?); regenerate the folder with demo-data")
+    return plans
+
+
+@dataclass(frozen=True)
+class EventWindow:
+    """Where one question's event is on screen; ``drawn`` False: nothing to see (no-parking "absent")."""
+    id: str
+    split: str
+    video_path: str  # as in the JSON item
+    kind: str
+    time: float  # the event's true time (support_frames add up to support_noise_s to it)
+    half_window_s: float
+    fps: int
+    n_frames: int
+    drawn: bool
+
+    def shows(self, timestamps) -> bool:
+        """Does any of these frame times (seconds, frame_index / fps) show the event?"""
+        return self.drawn and any(event_visible(t, self.time, self.half_window_s) for t in timestamps)
+
+
+def event_windows(out_dir) -> dict[str, EventWindow]:
+    """{item id: EventWindow} for every question of a generated demo folder (all splits)."""
+    out = {}
+    for sp in replay(out_dir):
+        paths = {it["id"]: it["video_path"] for it in sp.items}
+        for clip in sp.clips:
+            n = n_clip_frames(clip.duration_s, clip.fps)
+            for qid, q in clip.questions.items():
+                out[qid] = EventWindow(qid, sp.split, paths[qid], q["kind"], q["time"], clip.half_window_s,
+                                       clip.fps, n, q["drawn"])
+    return out
+
+
+def uniform_miss(windows, k: int) -> tuple[int, int]:
+    """(questions whose ``k`` uniform frames (segment centres, as frames.uniform_indices) show no
+    frame of their event, questions with a drawn event)."""
+    from .frames import uniform_indices
+
+    drawn = [w for w in windows if w.drawn]
+    misses = sum(not w.shows([i / w.fps for i in uniform_indices(w.n_frames, k)]) for w in drawn)
+    return misses, len(drawn)
+
+
+def event_evidence(frame: np.ndarray, t: float, clip: ClipPlan, qid: str, threshold: int = 40) -> dict:
+    """Compare a decoded full-size frame at time ``t`` with the clip rendered at ``t`` with and
+    without question ``qid``'s event: inside the event's pixels (where those two renders differ),
+    the mean absolute error to each. ``event_mae < scene_mae`` means the event is in the frame."""
+    q = clip.questions[qid]
+    others = [e for e in clip.events if e["time"] != q["time"]]
+    bg = _background(clip.size[0], clip.size[1], clip.night)
+    shown = q if event_visible(t, q["time"], clip.half_window_s) else {**q, "time": t}
+    with_ev = render_scene(bg, t, others + [shown], clip.half_window_s, tuple(clip.distractors)).astype(int)
+    without = render_scene(bg, t, others, clip.half_window_s, tuple(clip.distractors)).astype(int)
+    mask = np.abs(with_ev - without).max(axis=2) > threshold
+    if not mask.any():
+        raise ValueError(f"{clip.video}: question {qid} has no event pixels to compare (not drawn)")
+    f = frame.astype(int)
+    return {"event_mae": float(np.abs(f - with_ev)[mask].mean()), "scene_mae": float(np.abs(f - without)[mask].mean()),
+            "event_pixels": int(mask.sum())}
