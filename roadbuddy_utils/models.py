@@ -175,7 +175,7 @@ class VLM:
         qconfig = quantization_config(cfg, config, device, dtype)
         if qconfig is not None:  # bitsandbytes places weights as it loads them: no .to() afterwards
             kwargs["quantization_config"] = qconfig
-            device_map = device_map or {"": str(device)}
+            device_map = device_map or {"": f"cuda:{device.index or 0}" if device.type == "cuda" else str(device)}
         if device_map is not None:
             kwargs["device_map"] = device_map
         model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
