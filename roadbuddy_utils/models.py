@@ -215,8 +215,8 @@ class VLM:
                                 "n_params": int(sum(p.numel() for p in self.model.parameters()))}
         d["note"] = ("tiny randomly initialised model: chance-level answers until trained" if self.is_tiny
                      and not self.cfg.adapter_path else None)
-        d["resolved"] = {"dtype": self._dtype_name(), "quantization": self.cfg.quantization,
-                         "attn_implementation": getattr(getattr(self.model, "config", None), "_attn_implementation", None)}
+        attn = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
+        d["resolved"] = {"dtype": self._dtype_name(), "quantization": self.cfg.quantization, "attn_implementation": attn}
         return d
 
     def _dtype_name(self) -> str:

@@ -482,7 +482,8 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
 
 def training_precision(cfg: TrainConfig, capability, cuda: bool) -> dict:
     """What ``auto`` became on this machine: bf16 / fp16 mixed precision, optimizer, gradient checkpointing."""
-    ckpt = cfg.quantization != "none" if cfg.gradient_checkpointing in ("auto", None) else bool(cfg.gradient_checkpointing)
+    ckpt = cfg.gradient_checkpointing
+    ckpt = cfg.quantization != "none" if ckpt in ("auto", None) else bool(ckpt)
     return {**hardware.train_precision(cfg.bf16, cfg.fp16, capability), "quantization": cfg.quantization,
             "dtype": hardware.resolve_dtype(cfg.dtype, capability), "gradient_checkpointing": ckpt,
             "optim": hardware.resolve_optim(cfg.optim, cfg.quantization, cuda)}
