@@ -474,7 +474,7 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
                "train_runtime_s": round(next((h["train_runtime"] for h in trainer.state.log_history
                                               if "train_runtime" in h), 0), 1),
                "trainable": counts, "precision": precision, "history": history, "config": asdict(cfg),
-               "model": vlm.describe()}
+               "model": vlm.describe(), "machine": hardware.describe()}
     if rank == 0:
         write_json(metrics, out / "metrics.json")
     return metrics

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..data import Problem
-from ..hardware import free_memory, is_oom
+from ..hardware import describe, free_memory, is_oom
 from ..models import ModelConfig
 from ..util import read_jsonl, repair_jsonl, write_json
 from .data import PHASE1_COUNTS, SUBTASKS, MVItem, load_multiview, select_images
@@ -343,7 +343,7 @@ def summarize(prep: Prepared, lines: Sequence[dict], registry: ModelRegistry | N
          "score": score, "overall_official_weights": score_results(lines, PHASE1_COUNTS)["overall"],
          "routes": {s: asdict(r) for s, r in prep.routes.items()},
          "models": registry.describe() if registry is not None else None,
-         "config": asdict(cfg) if cfg is not None else None} | (extra or {})
+         "config": asdict(cfg) if cfg is not None else None, "machine": describe()} | (extra or {})
     if output_dir is not None:
         write_json(m, Path(output_dir) / "metrics.json")
     return m
