@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..data import Problem
-from ..hardware import describe, free_memory, is_oom
+from ..hardware import MODEL_KEYS, describe, free_memory, is_oom, resolve_settings
 from ..models import ModelConfig
 from ..util import read_jsonl, repair_jsonl, write_json
 from .data import PHASE1_COUNTS, SUBTASKS, MVItem, load_multiview, select_images
@@ -96,11 +96,12 @@ class ModelUnavailable(RuntimeError):
         self.size, self.oom = size, oom
 
 
-def model_configs(models: dict) -> dict[str, ModelConfig]:
+def model_configs(models: dict, hardware: str | None = None) -> dict[str, ModelConfig]:
     """``{size: ModelConfig}`` from the notebook's ``models``: size -> model id (a string) or
     ``{model, adapter?, dtype?, device_map?, quantization?, max_pixels?, ...}`` (every ``ModelConfig`` field:
     ``quantization: 4bit`` + ``device_map: auto`` puts a 72B in about 49 GiB). ``adapter`` is a LoRA output folder:
-    its root when it holds the adapter, else its highest ``checkpoint-N``."""
+    its root when it holds the adapter, else its highest ``checkpoint-N``. With ``hardware`` (a preset name of
+    ``hardware.preset``, e.g. "auto") the loading settings a model does not set follow the GPUs."""
     if not isinstance(models, dict) or not models:
         raise ValueError("models must be a non-empty mapping size -> model id or {model, adapter, ...}")
     out = {}
@@ -112,6 +113,9 @@ def model_configs(models: dict) -> dict[str, ModelConfig]:
         if unknown:
             raise ValueError(f"models.{size}: unknown key(s) {sorted(unknown)}; allowed: model, adapter, "
                              f"{', '.join(sorted(MODEL_FIELDS))}")
+        if hardware not in (None, "none"):
+            resolved = resolve_settings(spec, preset=hardware, model_size_hint=spec["model"])
+            spec |= {k: resolved[k] for k in MODEL_KEYS if k in resolved}
         adapter = resolve_adapter(spec.pop("adapter", None))
         out[str(size)] = ModelConfig(model=spec.pop("model"), adapter_path=str(adapter) if adapter else None, **spec)
     return out
