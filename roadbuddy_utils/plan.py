@@ -211,7 +211,8 @@ def visual_tokens(family: str, config, proc: dict, n_frames: int, max_pixels: in
         patch = _first(v.patch_size)
         per = proc.get("image_seq_length") or getattr(config, "image_seq_length", None) or \
             int((size // patch) ** 2 * config.downsample_ratio ** 2)
-        return {"visual": per * n_frames, "vision_seqs": n_frames, "vision_seq_len": (size // patch) ** 2 + 1}
+        return {"visual": per * n_frames, "vision_seqs": n_frames, "vision_seq_len": (size // patch) ** 2 + 1,
+                "tile": size}
     h, w = frame  # the project's resizes before the processor: decoder to ModelConfig.max_side, then fit_pixels
     scale = (int(math.sqrt(max_pixels * 16 / 9)) + 1) / max(h, w)
     if scale < 1:
@@ -230,7 +231,8 @@ def visual_tokens(family: str, config, proc: dict, n_frames: int, max_pixels: in
     hb, wb = _smart_resize(h, w, patch * merge, lo, hi, n_frames if family == "qwen3" else 1, t_bar)
     steps = math.ceil(n_frames / tps)
     grid = (hb // patch) * (wb // patch)
-    return {"visual": steps * grid // merge ** 2, "vision_seqs": steps, "vision_seq_len": grid}
+    return {"visual": steps * grid // merge ** 2, "vision_seqs": steps, "vision_seq_len": grid,
+            "grid_thw": [steps, hb // patch, wb // patch]}
 
 
 def _first(x):
@@ -379,7 +381,7 @@ def make_plan(model: str, gpus="auto", dtype: str = "auto", quantization: str = 
         activation_gib=round(max(act["vision"], act["lm"]) / GIB, 3), kv_cache_gib=round(act["kv"] / GIB, 3),
         per_device_gib={k: round(v, 3) for k, v in per_dev.items()},
         capacity_gib={k: round(v, 3) for k, v in capacity.items()}, fits=fits, suggestion="",
-        tokens={k: tok[k] for k in ("visual", "text", "total", "vision_seqs", "vision_seq_len") if k in tok},
+        tokens=tok,
         device_map={k: str(v) for k, v in placed.items()}, max_memory=max_memory,
         settings={"n_frames": n_frames, "max_pixels": max_pixels, "batch_size": batch_size, "train": train,
                   "device_map": device_map if len(spread) > 1 else None,

@@ -143,6 +143,76 @@ def test_planned_weights_match_the_loaded_tiny_model(family, quantization):
         assert plan.weights_bytes == _loaded_bytes(model)  # float32 weights and buffers: exact
 
 
+def _synthetic_inputs(config, plan, device, dtype):
+    """A prompt with the plan's token counts: random text ids around the family's vision placeholders and
+    random pixels of the planned shape (the model raises if the counts disagree with its vision tower)."""
+    import torch
+
+    text = lambda n: [20 + i % 100 for i in range(n)]  # noqa: E731 - plain ids (special tokens lie outside 20..119)
+    tok, fam = plan.tokens, plan.family
+    if fam == "internvl":
+        per = tok["visual"] // tok["vision_seqs"]
+        ids = text(20) + sum(([config.image_token_id] * per + text(4) for _ in range(tok["vision_seqs"])), [])
+        pix = {"pixel_values": torch.randn(tok["vision_seqs"], 3, tok["tile"], tok["tile"])}
+    else:
+        t, h, w = tok["grid_thw"]
+        v = config.vision_config
+        blocks = [(1, h, w)] * t if fam == "qwen3" else [(t, h, w)]  # Qwen3-VL: one placeholder block per step
+        ids = text(20)
+        for bt, bh, bw in blocks:
+            ids += [config.vision_start_token_id] + [config.video_token_id] * (bt * bh * bw // 4) + \
+                [config.vision_end_token_id] + text(2)
+        pix = {"pixel_values_videos": torch.randn(t * h * w, 3 * v.temporal_patch_size * v.patch_size ** 2),
+               "video_grid_thw": torch.tensor([[t, h, w]])}
+    ids = torch.tensor([ids + text(max(1, tok["total"] - len(ids)))])
+    if fam != "internvl":  # 2 marks video tokens (what the processor returns for M-RoPE)
+        pix["mm_token_type_ids"] = (ids == config.video_token_id).long() * 2
+    return {"input_ids": ids.to(device), "attention_mask": torch.ones_like(ids).to(device),
+            **{k: (x.to(device, dtype) if x.is_floating_point() else x.to(device)) for k, x in pix.items()}}
+
+
+@pytest.mark.parametrize("family", ["internvl", "qwen2_5_vl", "qwen3_vl"])
+def test_planned_tokens_are_what_the_tiny_model_reads(family):
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from roadbuddy_utils.tiny import resolve_model_id
+
+    model = AutoModelForImageTextToText.from_pretrained(resolve_model_id(f"tiny:{family}"), dtype=torch.float32)
+    plan = make_plan(f"tiny:{family}", "cpu", n_frames=4, suggest=False)
+    with torch.no_grad():
+        out = model(**_synthetic_inputs(model.config, plan, "cpu", torch.float32), logits_to_keep=1)
+    assert out.logits.shape[1] == 1
+
+
+@pytest.mark.gpu
+def test_planned_memory_bounds_a_real_forward_on_cuda():
+    """Qwen2.5-VL-3B with random weights on the GPU: planned weights are what CUDA allocates, and the
+    planned activations + KV cache bound the real peak of a likelihood pass (8 frames)."""
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    props = torch.cuda.get_device_properties(0)
+    gpu = Device("cuda:0", props.total_memory, (props.major, props.minor), props.name)
+    plan = make_plan(cfg("Qwen2.5-VL-3B-Instruct"), [gpu], suggest=False)
+    dtype = getattr(torch, resolve_dtype("auto", [gpu])[0])
+    base = torch.cuda.memory_allocated()
+    with torch.device("cuda"):
+        model = AutoModelForImageTextToText.from_config(AutoConfig.from_pretrained(cfg("Qwen2.5-VL-3B-Instruct")),
+                                                        dtype=dtype).eval()
+    model.tie_weights()
+    torch.cuda.synchronize()
+    held = torch.cuda.memory_allocated()
+    assert held - base == pytest.approx(plan.weights_bytes, rel=0.02)
+    inputs = _synthetic_inputs(model.config, plan, "cuda", dtype)
+    torch.cuda.reset_peak_memory_stats()
+    with torch.no_grad():
+        model(**inputs, logits_to_keep=1)
+    peak = torch.cuda.max_memory_allocated() - held
+    planned = (plan.activation_gib + plan.kv_cache_gib) * GIB
+    assert 0.05 * planned < peak <= planned, (peak / GIB, planned / GIB)
+
+
 # ---------------------------------------------------------------------------------------------- training
 def test_lora_parameters_match_peft_on_the_tiny_model():
     import torch
