@@ -368,8 +368,8 @@ def make_plan(model: str, gpus="auto", dtype: str = "auto", quantization: str = 
     tr = train_bytes(ck.config, meta, tok, batch_size, elt, lora_r, optimizer) if train else None
     spread = devices[:1] if (train or device_map is None) else devices
     with _quiet():
-        placed, max_memory = _place(meta, quantizer, sizes, spread, act, tr, gradient_checkpointing)
-    per_dev = _per_device(meta, sizes, placed, spread, act, tr, gradient_checkpointing)
+        placed, max_memory = _place(meta, quantizer, spread, act, tr, gradient_checkpointing)
+    per_dev = _per_device(meta, sizes, placed, act, tr, gradient_checkpointing)
     capacity = {d.name: d.gib for d in spread} or {"cpu": _host_gib()}
     fits = all(per_dev.get(k, 0) <= capacity[k] for k in capacity) and set(per_dev) <= set(capacity)
     vision_mods = _vision_prefixes(family)
@@ -422,7 +422,7 @@ def _reserve(act: dict, tr: dict | None, ckpt: bool, n: int) -> float:
     return CUDA_CONTEXT_GIB * GIB + max(act["vision"], act["lm"]) + act["kv"] / n
 
 
-def _place(model, quantizer, sizes, devices, act, tr, ckpt):
+def _place(model, quantizer, devices, act, tr, ckpt):
     """(device map, max_memory): one device takes everything; several are placed like from_pretrained."""
     if len(devices) <= 1:
         dev = devices[0].name if devices else "cpu"
@@ -440,7 +440,7 @@ def _place(model, quantizer, sizes, devices, act, tr, ckpt):
     return {k: (f"cuda:{v}" if isinstance(v, int) else v) for k, v in dm.items()}, max_memory
 
 
-def _per_device(model, sizes, placed, devices, act, tr, ckpt) -> dict[str, float]:
+def _per_device(model, sizes, placed, act, tr, ckpt) -> dict[str, float]:
     """GiB planned per device: its weights, CUDA context, and the activations / KV its layers hold."""
     weights: dict[str, float] = {}
     for name, b in sizes.items():
@@ -505,7 +505,7 @@ def _suggest(plan: Plan, devices: list[Device], kw: dict) -> str:
         if kw["n_frames"] > 2:
             options.append(tryit(f"n_frames: {kw['n_frames'] // 2}", n_frames=kw["n_frames"] // 2))
     options = [o for o in options if o]
-    head = _what(plan, devices)
+    head = _what(plan, devices[:1] if kw["train"] or kw["device_map"] is None else devices)
     if not options:
         return head + ": no single change tried (quantization, more GPUs, fewer frames) fits; use a smaller " \
                       "checkpoint (a 2-4 B model) or a larger GPU"
