@@ -465,9 +465,9 @@ def _what(plan: Plan, devices: list[Device]) -> str:
     extra = plan.train["states_gib"] + (plan.train["activations_checkpointed_gib"] if
                                         plan.train["gradient_checkpointing"] else plan.train["activations_gib"]) \
         if plan.train else plan.activation_gib + plan.kv_cache_gib
-    return (f"{plan.weights_gib:.1f} GiB of weights in {plan.dtype}"
-            + (f" ({plan.quantization})" if plan.quantization != "none" else "")
-            + f" + {extra:.1f} GiB {'training state and activations' if plan.train else 'activations and KV cache'}"
+    what = f"weights in {plan.dtype}" if plan.quantization == "none" else \
+        f"{plan.quantization} weights (the rest in {plan.dtype})"
+    return (f"{plan.weights_gib:.1f} GiB of {what} + {extra:.1f} GiB {'training state and activations' if plan.train else 'activations and KV cache'}"
             + f" do not fit {where}")
 
 
