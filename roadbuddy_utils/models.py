@@ -35,7 +35,7 @@ float16 range (where Qwen2.5-VL and InternVL overflow); a question still non-fin
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +173,15 @@ class VLM:
             kwargs["attn_implementation"] = attn
         device_map = cfg.device_map
         qconfig = quantization_config(cfg, config, device, dtype)
+        if device.type == "cuda":
+            # The memory plan from the config files, before a long download or a CUDA out-of-memory
+            # error: it stops here with what to change (plan.MemoryPlanError), and gives device_map
+            # "auto" per-GPU limits that leave room for the activations.
+            from .plan import preflight
+
+            planned = preflight(replace(cfg, dtype=str(dtype).removeprefix("torch.")))
+            if device_map == "auto" and planned.max_memory:
+                kwargs["max_memory"] = planned.max_memory
         if qconfig is not None:  # bitsandbytes places weights as it loads them: no .to() afterwards
             kwargs["quantization_config"] = qconfig
             device_map = device_map or {"": f"cuda:{device.index or 0}" if device.type == "cuda" else str(device)}
@@ -189,6 +198,19 @@ class VLM:
         processor = AutoProcessor.from_pretrained(path)
         processor.tokenizer.padding_side = "left"
         vlm = cls(model, processor, cfg, FAMILIES[model_type], path)
+        vlm.letter_ids = vlm._letter_ids()
+        return vlm
+
+    @classmethod
+    def from_model(cls, model, processor, cfg: ModelConfig, family: str | None = None, path: str = "") -> "VLM":
+        """Wrap a model already in memory (built from a config, e.g. benchmarks/gpu_check.py's random
+        full-size models) as ``load`` wraps what it loaded: eval mode, left padding, letter ids."""
+        family = family or FAMILIES.get(getattr(model.config, "model_type", None))
+        if family not in FAMILIES.values():
+            raise ValueError(f"{cfg.model}: family {family!r} is not one of {sorted(set(FAMILIES.values()))}")
+        model.eval()
+        processor.tokenizer.padding_side = "left"
+        vlm = cls(model, processor, cfg, family, path or cfg.model)
         vlm.letter_ids = vlm._letter_ids()
         return vlm
 

@@ -336,3 +336,23 @@ def test_fits_table_rows():
     assert rows[0].startswith("| model | precision | T4") and len(rows) == 4
     cells = [c.strip().split()[0] for c in rows[2].split("|")[3:-1]]
     assert cells == ["no", "yes", "yes", "yes"] and rows[3].split("|")[3].strip().startswith("yes")
+
+
+def test_vlm_load_stops_with_the_plan_before_any_weights_are_read(monkeypatch):
+    """On a GPU too small for the checkpoint, VLM.load raises the planner's message instead of a CUDA
+    out-of-memory error after the download (a T4-sized GPU faked; from_pretrained must never run)."""
+    import torch
+    import transformers
+
+    from roadbuddy_utils import hardware, models, plan_inputs
+    from roadbuddy_utils.plan import MemoryPlanError
+
+    def no_weights(*a, **k):
+        raise AssertionError("weights were read before the memory plan")
+
+    monkeypatch.setattr(models, "resolve_device", lambda cfg: torch.device("cuda", 0))
+    monkeypatch.setattr(hardware, "device_capability", lambda *a, **k: (7, 5))
+    monkeypatch.setattr(plan_inputs, "detect_gpus", lambda: plan_inputs.parse_gpus("15GiB"))
+    monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", no_weights)
+    with pytest.raises(MemoryPlanError, match=r"quantization: 4bit"):
+        models.VLM.load(models.ModelConfig(str(CONFIGS / "Qwen2.5-VL-7B-Instruct"), dtype="auto"))
