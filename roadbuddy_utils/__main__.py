@@ -19,7 +19,7 @@ def main(argv=None) -> int:
     d.add_argument("--variant", choices=["default", "brief"], default="default",
                    help="default: 5-6 s clips, event on screen +/- 0.8 s; brief: 8-15 s clips, event +/- 0.3 s, "
                         "distractors (uniform frames miss the event)")
-    d.add_argument("--train-videos", type=int, default=None, help="number of training clips (default 900, brief 560)")
+    d.add_argument("--train-videos", type=int, default=None, help="number of training clips (default 900, brief 600)")
     d.add_argument("--test-videos", type=int, default=None, help="clips per test split (default 24)")
 
     r = sub.add_parser("run", help="execute the notebooks of a profile with papermill")

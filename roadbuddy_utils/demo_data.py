@@ -25,9 +25,11 @@ Variants (``DemoConfig.variant``; each is a preset of the knobs in ``VARIANTS``,
 overridden): ``default`` (5-6 s clips, the event on screen for +/- 0.8 s: 4 uniform frames always
 catch it) and ``brief`` (8-15 s clips, the event on screen for +/- 0.3 s, i.e. at most 9 frames =
 0.6 s at 15 fps, plus distractors that change the picture as much as the event: passing cars,
-trees, a blue information sign drawn where the event signs stand and an advertising board, the
-signs at other times than any event). In ``brief`` only the question says which moment matters;
-uniform frames miss the asked event for most questions (benchmarks/uniform_miss.py measures it).
+trees, blue information signs where the round signs stand or overhead, advertising boards on the
+verge or a dark message board where the light hangs, the signs never near an event's time;
+encoded with x264 "veryfast"). In ``brief`` only the question says which moment matters: uniform
+frames miss the asked event for most questions, and the frame that differs most from the clip's
+median frame shows it for few (benchmarks/uniform_miss.py measures both).
 The default variant's files are byte-identical to those of the generator before variants existed.
 
 Ground truth for frame selectors: ``event_visible`` is the renderer's own visibility rule, and
@@ -77,21 +79,25 @@ LETTERS = "ABCDEFGH"
 # Presets per variant for the knobs left at None in DemoConfig.
 VARIANTS = {
     "default": {"n_train_videos": 900, "min_duration_s": 5, "max_duration_s": 6,
-                "event_half_window_s": EVENT_HALF_WINDOW_S, "sign_distractors": 0, "car_passes": 0, "tree_passes": 0},
-    # 560 train clips: generation stays within ~6 minutes on a 2-core CPU (measured, see benchmarks/RESULTS.md)
-    "brief": {"n_train_videos": 560, "min_duration_s": 8, "max_duration_s": 15,
-              "event_half_window_s": 0.3, "sign_distractors": 3, "car_passes": 3, "tree_passes": 4},
+                "event_half_window_s": EVENT_HALF_WINDOW_S, "sign_distractors": 0, "car_passes": 0, "tree_passes": 0,
+                "x264_preset": None},
+    # twice the seconds of video per clip: x264 "veryfast" (half the encoding CPU of x264's default)
+    # keeps 600 train clips cheap: 648 clips in 242 s of CPU (measured; the default variant ~330 s)
+    "brief": {"n_train_videos": 600, "min_duration_s": 8, "max_duration_s": 15,
+              "event_half_window_s": 0.3, "sign_distractors": 3, "car_passes": 3, "tree_passes": 4,
+              "x264_preset": "veryfast"},
 }
 # Knobs added with the variants: left out of the default variant's demo_config.json when at their
 # default values, so that file (and ensure()'s reuse of existing data) is as before.
-_VARIANT_KNOBS = ("variant", "event_half_window_s", "support_noise_s", "sign_distractors", "car_passes", "tree_passes")
+_VARIANT_KNOBS = ("variant", "event_half_window_s", "support_noise_s", "sign_distractors", "car_passes", "tree_passes",
+                  "x264_preset")
 SIGN_GAP_S = 0.6  # a sign distractor's window starts at least this long after an event's window ends
 
 
 @dataclass
 class DemoConfig:
     seed: int = 0
-    n_train_videos: int | None = None  # default 900 (one question per clip with max_events=1), brief 560
+    n_train_videos: int | None = None  # default 900 (one question per clip with max_events=1), brief 600
     n_public_videos: int = 24
     n_private_videos: int = 24
     width: int = 256
@@ -106,6 +112,7 @@ class DemoConfig:
     sign_distractors: int | None = None  # per clip: blue information sign / advertising board, never beside an event
     car_passes: int | None = None  # per clip: cars passing on the left (at any time)
     tree_passes: int | None = None  # per clip: roadside trees passing on either side (at any time)
+    x264_preset: str | None = None  # encoder speed: default variant x264's own default, brief "veryfast"
 
     def __post_init__(self):
         if self.variant not in VARIANTS:
@@ -309,7 +316,7 @@ def generate(out_dir, cfg: DemoConfig | None = None, progress: bool = True) -> d
     paths = {}
     for sp in plan_dataset(cfg):
         for clip in tqdm(sp.clips, desc=f"demo {sp.split}", disable=not progress, mininterval=10):
-            write_video(out / clip.video, clip.frames(), fps=cfg.fps)
+            write_video(out / clip.video, clip.frames(), fps=cfg.fps, preset=cfg.x264_preset)
         json_path = out / sp.json_path
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps({"__count__": len(sp.items), "data": sp.items}, ensure_ascii=False, indent=1),
