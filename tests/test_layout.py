@@ -13,7 +13,7 @@ REPORTING = {"evaluate", "plots", "results", "report", "runner", "explore"}
 LOOPS = {"infer", "train", "multiview.run"}
 # data, video, models: the bottom layers.
 LOWER = {"data", "video_io", "frames", "demo_data", "themes", "prompts", "extract", "tiny", "models", "hardware",
-         "choices", "util", "metrics", "plan", "plan_inputs"}
+         "choices", "util", "metrics", "plan", "plan_inputs", "demo_scene"}
 
 
 def _name(path: Path) -> str:
