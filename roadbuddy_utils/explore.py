@@ -132,3 +132,93 @@ def frame_strips_figure(index: list[dict], support_by_video: dict[str, list[floa
                          loc="left")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------- frame selection (02, frame_mode select)
+
+def _border(ax, colour: str) -> None:
+    ax.add_patch(plt.Rectangle((0, 0), 1, 1, transform=ax.transAxes, fill=False, ec=colour, lw=4))
+
+
+def selection_strips_figure(lines: list[dict], n: int = 4, window_s: float = 0.5, max_side: int = 224,
+                            split: str | None = "val"):
+    """One row per question: its candidates' scores over time (support windows shaded red, picked
+    times in blue), then the picked frames (red border: within ``window_s`` of a support time)."""
+    from .frames import decode_frames
+
+    ok = [l for l in lines if l["timestamps"] and l.get("support_frames") and (split is None or l.get("split") == split)]
+    ok = ok[:n]
+    if not ok:
+        fig, ax = plt.subplots(figsize=(6, 1)); ax.axis("off"); ax.text(0.5, 0.5, "no selected question to show", ha="center")
+        return fig
+    cols = 1 + max(len(l["timestamps"]) for l in ok)
+    fig, axes = plt.subplots(len(ok), cols, figsize=(2.4 * cols + 1.6, 2.0 * len(ok)), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.2] + [1] * (cols - 1)})
+    for row, rec in zip(axes, ok):
+        ax = row[0]
+        for s in rec["support_frames"]:
+            ax.axvspan(s - window_s, s + window_s, color="red", alpha=0.2, lw=0)
+        if rec.get("candidate_times"):
+            ax.plot(rec["candidate_times"], rec["candidate_scores"], ".-", color="grey", lw=1, ms=3)
+        for t in rec["timestamps"]:
+            ax.axvline(t, color="tab:blue", lw=1.5)
+        fb = f" fallback: {rec['fallback']}" if rec.get("fallback") else ""
+        ax.set_title(f"{rec['id']} ({rec['selector']}{fb})\nsupport: {', '.join(f'{s:g}' for s in rec['support_frames'])} s",
+                     fontsize=7, loc="left")
+        ax.tick_params(labelsize=6)
+        ax.set_xlabel("s", fontsize=6)
+        try:
+            pics, _, _ = decode_frames(rec["video_path"], rec["frame_indices"], max_side=max_side)
+        except (VideoReadError, ValueError):
+            pics = [None] * len(rec["timestamps"])
+        for k, ax in enumerate(row[1:]):
+            ax.axis("off")
+            if k >= len(rec["timestamps"]) or pics[k] is None:
+                continue
+            ax.imshow(pics[k])
+            t = rec["timestamps"][k]
+            hit = any(abs(t - s) <= window_s + 1e-6 for s in rec["support_frames"])
+            if hit:
+                _border(ax, "red")
+            score = f" s={rec['scores'][k]:.2f}" if rec.get("scores") else ""
+            ax.set_title(f"{t:.2f}s{score}", fontsize=7, color="red" if hit else "black")
+    fig.tight_layout()
+    return fig
+
+
+def hit_rate_figure(metrics: dict):
+    """hit@k per selector (bars) with the by-video bootstrap interval."""
+    names = list(metrics["hit_at_k"])
+    ks = sorted({int(k) for v in metrics["hit_at_k"].values() for k in v})
+    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(names) * len(ks) / 2, 3.2))
+    width = 0.8 / len(ks)
+    for j, k in enumerate(ks):
+        vals = [metrics["hit_at_k"][n].get(str(k)) or 0 for n in names]
+        ci = [metrics["hit_at_k_ci"][n].get(str(k)) or [v, v] for n, v in zip(names, vals)]
+        err = np.array([[v - c[0] for v, c in zip(vals, ci)], [c[1] - v for v, c in zip(vals, ci)]])
+        ax.bar(np.arange(len(names)) + j * width, vals, width, yerr=err, capsize=3, label=f"k={k}")
+    ax.set_xticks(np.arange(len(names)) + width * (len(ks) - 1) / 2, names, fontsize=8, rotation=15)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("hit rate (support within 0.5 s)")
+    ax.set_title(f"validation questions: n={metrics['n']}, {metrics['n_videos']} videos", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def selection_curve_figure(curve: pd.DataFrame):
+    """The learned scorer's held-out hit@4 / AUC / MRR against the number of training questions."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    if curve.empty:
+        ax.axis("off"); ax.text(0.5, 0.5, "no learned scorer trained in this run", ha="center")
+        return fig
+    for (feat, g), ls in zip(curve.groupby("features"), ["-", "--", ":"]):
+        for metric, c in (("hit_at_4", "tab:blue"), ("auc", "tab:orange"), ("mrr", "tab:green")):
+            ax.plot(g["n_questions"], g[metric], ls, marker="o", color=c, label=f"{metric} ({feat})")
+    ax.set_xscale("log")
+    ax.set_xlabel("training questions")
+    ax.set_ylim(0, 1.05)
+    ax.set_title("learned scorer on held-out training videos", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig

@@ -93,10 +93,11 @@ class FrameSample:
     info: VideoInfo
     backend: str  # decoder that produced the frames, or "cache"
     decode_ms: float = 0.0
+    scores: list[float] | None = None  # frame_mode "select": the selector's score of each frame
 
     def record(self) -> dict:
         """The JSON-able part (no pixels)."""
-        return {
+        rec = {
             "video_path": self.info.path,
             "timestamps": [round(t, 4) for t in self.timestamps],
             "frame_indices": list(self.frame_indices),
@@ -106,6 +107,9 @@ class FrameSample:
             "height": self.info.height,
             "backend": self.backend,
         }
+        if self.scores is not None:
+            rec["scores"] = [round(float(x), 6) for x in self.scores]
+        return rec
 
 
 # --------------------------------------------------------------------------- selection (pure)
@@ -141,6 +145,44 @@ def support_indices(info: VideoInfo, support_times: Sequence[float], window_s: f
         chosen.append(best)
         fill.remove(best)
     return sorted(chosen)
+
+
+def candidate_indices(info: VideoInfo, fps: float) -> list[int]:
+    """Dense candidates for test-time selection: one frame per ``1/fps`` s (segment centres).
+
+    A clip shorter than one spacing has no candidate grid: ValueError naming the file."""
+    if fps <= 0:
+        raise ValueError(f"candidate fps must be > 0, got {fps}")
+    if info.duration_s < 1 / fps:
+        raise ValueError(f"{info.path}: clip is {info.duration_s:.2f} s long, shorter than the candidate spacing "
+                         f"{1 / fps:.2f} s ({fps:g} candidates per second); lower the candidate rate or use "
+                         "uniform frames")
+    return uniform_indices(info.n_frames, int(info.duration_s * fps + 1e-6))
+
+
+def dense_selector(fps: float, max_candidates: int | None = None) -> "Selector":
+    """A ``sample_frames`` selector taking :func:`candidate_indices`, at most ``max_candidates`` of them
+    (spread evenly: a long clip, or a time budget that asks for fewer); its name, the cache key, holds both."""
+
+    def select(info: VideoInfo, config: SamplingConfig, support_times=None) -> list[int]:
+        idx = candidate_indices(info, fps)
+        if max_candidates and len(idx) > max_candidates:
+            idx = uniform_indices(info.n_frames, max_candidates)
+        return idx
+
+    select.__name__ = f"dense@{fps:g}fps" + (f"<={max_candidates}" if max_candidates else "")
+    return select
+
+
+def fixed_selector(indices: Sequence[int]) -> "Selector":
+    """A ``sample_frames`` selector returning the given frame indices (frames a selector picked)."""
+    chosen = sorted(int(i) for i in indices)
+
+    def select(info: VideoInfo, config: SamplingConfig, support_times=None) -> list[int]:
+        return chosen
+
+    select.__name__ = "picked:" + hashlib.sha1(json.dumps(chosen).encode()).hexdigest()[:10]
+    return select
 
 
 def select_indices(info: VideoInfo, config: SamplingConfig, support_times: Sequence[float] | None = None) -> list[int]:

@@ -36,11 +36,21 @@ An output_dir holding lines of another variant is refused rather than resumed in
 
     run_inference(items, vlm, InferConfig(no_video=True), "outputs/demo/03_no_video")
     run_inference(items, vlm, InferConfig(debias="prior", debias_sample=16), "outputs/demo/03_debiased")
+
+Frames are the clip's uniform segment centres, or, with ``selector=SelectorConfig(...)``
+(``frame_mode: select``), chosen per question by selection.py: the clip's candidates are decoded
+once and scored for each of its questions; that time is inside each question's ``time_ms`` (the
+clip's share plus the question's own scoring). With a time budget, the candidates are thinned
+first (``reduced_candidates``) and only then the model's frames. Each line records ``selector``,
+``frame_times``, ``frame_scores``, ``selection_ms`` and, when the clip defeated selection,
+``selection_fallback`` (the reason; the question is answered from uniform frames);
+``selected_frames.jsonl`` gets one line per question as well.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -51,6 +61,7 @@ import numpy as np
 from .data import Item
 from .frames import FrameCache, FrameSample, SamplingConfig, VideoReadError, sample_frames
 from .hardware import free_memory, is_oom
+from .selection import FrameSelector, SelectorConfig
 from .util import read_jsonl, repair_jsonl, write_json
 
 
@@ -69,8 +80,11 @@ class InferConfig:
     shuffle_choices: int | None = None  # ablation: a seed; choices permuted per question, answers mapped back
     debias: str | None = None  # letter-bias correction of likelihood scores: "prior" | "cyclic" (None: off)
     debias_sample: int = 16  # debias="prior": questions per number of choices used to estimate the prior
+    selector: SelectorConfig | None = None  # frame_mode "select": frames chosen per question (None: uniform)
 
     def __post_init__(self):
+        if isinstance(self.selector, dict):
+            self.selector = SelectorConfig(**self.selector)
         if self.scoring not in ("likelihood", "generate"):
             raise ValueError(f"scoring must be 'likelihood' or 'generate', got {self.scoring!r}")
         if self.debias not in (None, "prior", "cyclic"):
@@ -94,9 +108,14 @@ class InferConfig:
         on = [name for name, flag in flags if flag]
         return "+".join(on) or None
 
+    @property
+    def frame_mode(self) -> str:
+        return "select" if self.selector is not None and not self.no_video else "uniform"
+
     def variant(self) -> dict:
         """What makes this run's lines incomparable with another run's (checked on resume)."""
-        return {"ablation": self.ablation, "debias": self.debias, "shuffle_seed": self.shuffle_choices}
+        return {"ablation": self.ablation, "debias": self.debias, "shuffle_seed": self.shuffle_choices,
+                "selector": self.selector.scorer if self.frame_mode == "select" else None}
 
 
 @dataclass
@@ -251,11 +270,38 @@ def _load_frames(video: str, cfg: InferConfig, sampling: SamplingConfig,
         return None, str(e)
 
 
-def _examples(its: Sequence[Item], sample: FrameSample | None, cfg: InferConfig) -> tuple[list[Example], list]:
+def _examples(its: Sequence[Item], samples: Sequence[FrameSample | None], cfg: InferConfig) -> tuple[list[Example], list]:
+    """One example per question with its own frames (one clip's questions share them unless selected)."""
     presented = [present(it, cfg) for it in its]
-    examples = [Example(p, sample.frames, sample.timestamps, sample.frame_indices, sample.info.fps,
-                        sample.info.n_frames) if sample is not None else Example(p, None) for p, _ in presented]
+    examples = [Example(p, s.frames, s.timestamps, s.frame_indices, s.info.fps, s.info.n_frames) if s is not None
+                else Example(p, None) for (p, _), s in zip(presented, samples)]
     return examples, [m for _, m in presented]
+
+
+def _select_clip(its: Sequence[Item], selector: FrameSelector, vlm, cfg: InferConfig, ms_per_frame: list[float],
+                 ms_per_candidate: list[float]) -> tuple[list, list, list[float], int | None]:
+    """Per question of one clip: (frames, Selection, frame time in ms); and the candidate cap used.
+
+    With a time budget and measured costs, the candidate cap is halved (down to the model's frame
+    count) while the clip's candidate share plus the model's predicted time exceeds the budget."""
+    n_frames, cap = vlm.cfg.n_frames, None
+    if cfg.time_budget_s and ms_per_candidate:
+        per_cand = float(np.median(ms_per_candidate))
+        model_ms = float(np.median(ms_per_frame)) * n_frames if ms_per_frame else 0.0
+        cap = selector.cfg.max_candidates
+        while cap > n_frames and per_cand * cap / len(its) + model_ms > cfg.time_budget_s * 1000:
+            cap = max(n_frames, cap // 2)
+        cap = None if cap == selector.cfg.max_candidates else cap
+    t0 = time.perf_counter()
+    picked = [selector.select_or_uniform(it, n_frames, vlm.cfg.max_side, cap) for it in its]
+    wall = (time.perf_counter() - t0) * 1000
+    own = [sel.scoring_ms for _, sel in picked]
+    shared = max(0.0, wall - sum(own)) / len(its)  # candidates (decode + features), failed attempts included
+    done = [sel for _, sel in picked if sel.n_candidates]
+    if done and done[0].candidates_ms:
+        ms_per_candidate.append(done[0].candidates_ms / done[0].n_candidates)
+    selector.forget(its[0].video_path)
+    return [s for s, _ in picked], [sel for _, sel in picked], [shared + o for o in own], cap
 
 
 def estimate_prior(items: Sequence[Item], vlm, cfg: InferConfig, sampling: SamplingConfig, cache=None,
@@ -286,7 +332,7 @@ def estimate_prior(items: Sequence[Item], vlm, cfg: InferConfig, sampling: Sampl
     rows = []
     for video, its in tqdm(by_video.items(), desc="letter prior", disable=not progress):
         sample, _ = _load_frames(video, cfg, sampling, cache)
-        examples, _ = _examples(its, sample, cfg)
+        examples, _ = _examples(its, [sample] * len(its), cfg)
         rows += [[[sc[l] for l in sorted(sc)] for sc in shifts]  # shown letters A.. = positions
                  for shifts in _score_shifts(vlm, examples, cfg) if not isinstance(shifts, str)]
     prior = estimate_letter_prior(rows)
@@ -348,54 +394,78 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
         est = _prior_for_run(mine, vlm, cfg, sampling, cache, out, progress)
         prior = {int(k): np.array(v) for k, v in est["prior"].items()}
         run_config["letter_prior"] = {k: est[k] for k in ("prior", "n_questions", "seconds")}
+    selector = None
+    if cfg.frame_mode == "select":
+        selector = FrameSelector.build(cfg.selector, vlm=vlm if hasattr(vlm, "family") else None, cache=cache)
+        run_config["selector"] = {"name": selector.name} | asdict(selector.cfg)
     write_json(run_config, out / "run_config.json")
     done = load_done(pred_path)
     todo = [i for i in mine if i.id not in done]
     by_video: dict[str, list[Item]] = {}
     for it in todo:
         by_video.setdefault(str(it.video_path), []).append(it)
-    variant = {"ablation": cfg.ablation, "debias": cfg.debias}
+    variant = {"ablation": cfg.ablation, "debias": cfg.debias, "selector": cfg.variant()["selector"]}
     ms_per_frame: list[float] = []  # measured model time per question per frame (for the budget)
+    ms_per_candidate: list[float] = []  # measured candidate time per candidate frame (select mode's budget)
     bar = tqdm(total=len(todo), desc=f"answer ({cfg.scoring})", disable=not progress)
-    with open(pred_path, "a", encoding="utf-8") as f:
+    with open(pred_path, "a", encoding="utf-8") as f, \
+            open(out / "selected_frames.jsonl" if selector else os.devnull, "a", encoding="utf-8") as fsel:
         for video, its in by_video.items():
-            t0 = time.perf_counter()
-            sample, video_error = _load_frames(video, cfg, sampling, cache)
-            frame_ms = (time.perf_counter() - t0) * 1000 / len(its)
+            sels, cap = [None] * len(its), None
+            if selector is not None:
+                samples, sels, q_ms, cap = _select_clip(its, selector, vlm, cfg, ms_per_frame, ms_per_candidate)
+                video_errors = [None if s is not None else sel.error for s, sel in zip(samples, sels)]
+            else:
+                t0 = time.perf_counter()
+                sample, video_error = _load_frames(video, cfg, sampling, cache)
+                samples, video_errors = [sample] * len(its), [video_error] * len(its)
+                q_ms = [(time.perf_counter() - t0) * 1000 / len(its)] * len(its)
             for k in range(0, len(its), cfg.batch_size):
                 chunk = its[k:k + cfg.batch_size]
-                examples, mappings = _examples(chunk, sample, cfg)
+                examples, mappings = _examples(chunk, samples[k:k + cfg.batch_size], cfg)
+                frame_ms = max(q_ms[k:k + cfg.batch_size])
+                with_frames = [ex for ex in examples if ex.frames is not None]
                 reduced = None
-                if sample is not None and cfg.time_budget_s and ms_per_frame:
+                if with_frames and cfg.time_budget_s and ms_per_frame:
                     per_frame = float(np.median(ms_per_frame))
-                    n = len(sample.frames)
+                    n = full = max(len(ex.frames) for ex in with_frames)
                     while n > 1 and frame_ms + per_frame * n > cfg.time_budget_s * 1000:
                         n //= 2
-                    if n < len(sample.frames):
-                        examples = [_subsample(ex, n) for ex in examples]
-                        reduced = len(examples[0].frames)
+                    if n < full:
+                        examples = [_subsample(ex, n) if ex.frames is not None and len(ex.frames) > n else ex
+                                    for ex in examples]
+                        reduced = n
                 t1 = time.perf_counter()
                 results = _answer(vlm, examples, cfg, prior)
                 model_ms = (time.perf_counter() - t1) * 1000 / len(chunk)
-                if sample is not None and not any(r["error"] for r in results):
-                    ms_per_frame.append(model_ms / len(examples[0].frames))
-                for it, ex, r, mapping in zip(chunk, examples, results, mappings):
+                if with_frames and not any(r["error"] for r in results):
+                    ms_per_frame.append(model_ms * len(chunk) / sum(len(ex.frames) for ex in examples
+                                                                    if ex.frames is not None))
+                for j, (it, ex, r, mapping) in enumerate(zip(chunk, examples, results, mappings)):
                     r = _map_back(r, mapping)
-                    total = frame_ms + model_ms
+                    total = q_ms[k + j] + model_ms
                     line = {"id": it.id, "video": it.video_rel, "pred": r["pred"], "scores": r["scores"],
                             "answer": it.answer, "correct": (r["pred"] == it.answer) if it.answer and r["pred"] else None,
                             "n_choices": it.n_choices, "time_ms": round(total, 1), "source": r["source"],
-                            "error": r["error"] or video_error, "raw": r["raw"], "text_only": ex.frames is None,
+                            "error": r["error"] or video_errors[k + j], "raw": r["raw"], "text_only": ex.frames is None,
                             "n_frames": 0 if ex.frames is None else len(ex.frames),
                             "frame_times": [round(t, 3) for t in ex.timestamps], "reduced_frames": reduced,
                             "over_budget": bool(cfg.time_budget_s and total > cfg.time_budget_s * 1000),
                             "prompt_hash": prompt_hash(vlm, ex, cfg), **variant}
+                    sel = sels[k + j]
+                    if sel is not None:
+                        line |= {"frame_scores": sel.scores, "selection_ms": round(q_ms[k + j], 1),
+                                 "n_candidates": sel.n_candidates, "reduced_candidates": cap,
+                                 "selection_fallback": sel.error if sel.fallback else None}
+                        fsel.write(json.dumps({"id": it.id, "video_path": str(it.video_path)} | sel.record(),
+                                              ensure_ascii=False) + "\n")
                     if mapping is not None:
                         line |= {"shuffle_seed": cfg.shuffle_choices, "perm": mapping}
                     if cfg.debias:
                         line |= {"scores_raw": r.get("scores_raw"), "pred_raw": r.get("pred_raw")}
                     f.write(json.dumps(line | (tags or {}), ensure_ascii=False) + "\n")
                 f.flush()
+                fsel.flush()
                 bar.update(len(chunk))
     bar.close()
     latest = {r["id"]: r for r in read_jsonl(pred_path)} if pred_path.exists() else {}

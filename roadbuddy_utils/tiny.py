@@ -2,6 +2,7 @@
 
     path = resolve_model_id("tiny:internvl")      # builds once into the cache, returns the folder
     vlm = VLM.load(ModelConfig("tiny:internvl"))  # models.py calls resolve_model_id for you
+    path = resolve_model_id("tiny:siglip")        # the image-text embedding twin (frame selection)
 
 Model hubs are unreachable on the development machines, so no pretrained weights exist here. A tiny
 model has the real class (``InternVLForConditionalGeneration``, ``Qwen2_5_VLForConditionalGeneration``,
@@ -9,6 +10,10 @@ model has the real class (``InternVLForConditionalGeneration``, ``Qwen2_5_VLForC
 and a byte-level BPE tokenizer trained locally; it is saved with ``save_pretrained`` and loaded
 back through ``AutoModelForImageTextToText`` / ``AutoProcessor``, exactly like a checkpoint.
 Its weights are random: it answers at chance until trained, and every report made with it says so.
+
+``tiny:siglip`` is a tiny random SigLIP (``SiglipModel`` + ``SiglipProcessor``, loaded through
+``AutoModel`` / ``AutoProcessor`` like ``google/siglip-base-patch16-224``): the image-text embedding
+model of test-time frame selection (selection.py), 112 px images, patch 16, width 64 x 2 layers.
 
 Sizes (see shared/reference/stack-notes.md): vision width 32 x 2 layers, language model width 64 x
 2 layers; InternVL 112 px frames, patch 14, pixel shuffle 0.5 -> 16 tokens per frame; Qwen2.5-VL
@@ -22,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 TINY_FAMILIES = ("internvl", "qwen2_5_vl", "qwen3_vl")
+TINY_EMBEDDERS = ("siglip",)  # image-text embedding twins (not VLMs: VLM.load refuses them)
 TINY_VERSION = "v1"  # bump when the recipe below changes: the cache folder name includes it
 LETTERS = "ABCDEFGH"
 
@@ -181,7 +187,35 @@ def _qwen_ids(tok) -> dict:
                 vision_start_token_id=c("<|vision_start|>"), vision_end_token_id=c("<|vision_end|>"))
 
 
-_BUILDERS = {"internvl": _build_internvl, "qwen2_5_vl": _build_qwen2_5_vl, "qwen3_vl": _build_qwen3_vl}
+def _build_siglip(_tok=None):
+    """A tiny random SigLIP; its tokenizer is the same kind of local byte-level BPE as the VLMs'
+    (right-padded to ``max_length`` as SigLIP was trained: the text pooler reads the last position)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import (PreTrainedTokenizerFast, SiglipConfig, SiglipImageProcessor, SiglipModel,
+                              SiglipProcessor)
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    special = ["<pad>", "</s>", "<unk>"]
+    tok.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=600, special_tokens=special, show_progress=False,
+                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   padding_side="right", model_max_length=64)
+    config = SiglipConfig(
+        text_config=dict(vocab_size=len(fast), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=2, max_position_embeddings=64, pad_token_id=fast.pad_token_id,
+                         eos_token_id=fast.eos_token_id, bos_token_id=None, projection_size=64),
+        vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                           image_size=112, patch_size=16))
+    model = SiglipModel(config)
+    processor = SiglipProcessor(image_processor=SiglipImageProcessor(size={"height": 112, "width": 112}),
+                                tokenizer=fast)
+    return model, processor
+
+
+_BUILDERS = {"internvl": _build_internvl, "qwen2_5_vl": _build_qwen2_5_vl, "qwen3_vl": _build_qwen3_vl,
+             "siglip": _build_siglip}
 
 
 def build_tiny(family: str, out_dir, seed: int = 0) -> Path:
@@ -190,13 +224,16 @@ def build_tiny(family: str, out_dir, seed: int = 0) -> Path:
     import torch
 
     if family not in _BUILDERS:
-        raise ValueError(f"unknown tiny model family {family!r}; choose one of {TINY_FAMILIES}")
+        raise ValueError(f"unknown tiny model family {family!r}; choose one of {TINY_FAMILIES + TINY_EMBEDDERS}")
     out = Path(out_dir)
     torch.manual_seed(seed)
-    tok = build_tokenizer(family)
-    model, processor = _BUILDERS[family](tok)
-    model.generation_config.pad_token_id = tok.pad_token_id
-    model.generation_config.eos_token_id = tok.eos_token_id
+    if family in TINY_EMBEDDERS:
+        model, processor = _BUILDERS[family]()
+    else:
+        tok = build_tokenizer(family)
+        model, processor = _BUILDERS[family](tok)
+        model.generation_config.pad_token_id = tok.pad_token_id
+        model.generation_config.eos_token_id = tok.eos_token_id
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
@@ -204,7 +241,7 @@ def build_tiny(family: str, out_dir, seed: int = 0) -> Path:
         processor.save_pretrained(tmp)
         (tmp / "TINY_RANDOM_MODEL.txt").write_text(
             f"Randomly initialised tiny {family} model (seed {seed}), built by roadbuddy_utils.tiny.\n"
-            "Not pretrained: it answers at chance level until trained.\n", encoding="utf-8")
+            "Not pretrained: its outputs are random (a VLM answers at chance level) until trained.\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)
@@ -223,9 +260,9 @@ def resolve_model_id(model_id: str) -> str:
     if not is_tiny(model_id):
         return model_id
     family = model_id.split(":", 1)[1]
-    if family not in TINY_FAMILIES:
+    if family not in TINY_FAMILIES + TINY_EMBEDDERS:
         raise ValueError(f"unknown tiny model {model_id!r}; choose one of " +
-                         ", ".join(f"tiny:{f}" for f in TINY_FAMILIES))
+                         ", ".join(f"tiny:{f}" for f in TINY_FAMILIES + TINY_EMBEDDERS))
     path = tiny_cache_dir() / f"{family}-{TINY_VERSION}"
     if not (path / "config.json").exists():
         build_tiny(family, path)
