@@ -60,7 +60,7 @@ import numpy as np
 
 from .data import Item
 from .frames import FrameCache, FrameSample, SamplingConfig, VideoReadError, sample_frames
-from .hardware import free_memory, is_oom
+from .hardware import describe, free_memory, is_oom
 from .selection import FrameSelector, SelectorConfig
 from .util import read_jsonl, repair_jsonl, write_json
 
@@ -389,7 +389,7 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
     sampling = SamplingConfig("uniform", n_frames=vlm.cfg.n_frames, max_side=vlm.cfg.max_side)
     prior = None
     run_config = {"infer": asdict(cfg), "ablation": cfg.ablation, "debias": cfg.debias, "model": vlm.describe(),
-                  **(tags or {})}
+                  "machine": describe(), **(tags or {})}
     if cfg.debias == "prior":
         est = _prior_for_run(mine, vlm, cfg, sampling, cache, out, progress)
         prior = {int(k): np.array(v) for k, v in est["prior"].items()}
@@ -510,7 +510,8 @@ def run_zero_shot(items: Sequence[Item], model_cfg, infer_cfg: InferConfig, outp
 
     vlm = vlm or VLM.load(model_cfg)
     lines = run_inference(items, vlm, infer_cfg, output_dir, progress=progress)
-    metrics = run_metrics(lines) | {"model": vlm.describe()}
+    # float16 safety: batches whose letter logits were not finite, rows the float32 retry fixed / did not
+    metrics = run_metrics(lines) | {"model": vlm.describe(), "nonfinite": getattr(vlm, "nonfinite", None)}
     if metrics["n"]:
         write_json(metrics, Path(output_dir) / "metrics.json")
     return lines, metrics
