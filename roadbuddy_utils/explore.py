@@ -3,6 +3,9 @@
     items = load_items(data_json, videos_root)
     q = questions_table(items); v = videos_table(items)
     fig = overview_figure(q, v)
+
+02's frame selection (``frame_mode: select``): ``selection_strips_figure`` (scores over time with the
+support windows and the chosen frames), ``hit_rate_figure``, ``selection_curve_figure``.
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from .data import Item
 from .frames import FrameCache, SamplingConfig, VideoReadError, probe_video, sample_frames
@@ -162,7 +166,7 @@ def selection_strips_figure(lines: list[dict], n: int = 4, window_s: float = 0.5
             ax.plot(rec["candidate_times"], rec["candidate_scores"], ".-", color="grey", lw=1, ms=3)
         for t in rec["timestamps"]:
             ax.axvline(t, color="tab:blue", lw=1.5)
-        fb = f" fallback: {rec['fallback']}" if rec.get("fallback") else ""
+        fb = f" fallback: {rec['fallback']}" if isinstance(rec.get("fallback"), str) else ""
         ax.set_title(f"{rec['id']} ({rec['selector']}{fb})\nsupport: {', '.join(f'{s:g}' for s in rec['support_frames'])} s",
                      fontsize=7, loc="left")
         ax.tick_params(labelsize=6)
@@ -216,6 +220,8 @@ def selection_curve_figure(curve: pd.DataFrame):
         for metric, c in (("hit_at_4", "tab:blue"), ("auc", "tab:orange"), ("mrr", "tab:green")):
             ax.plot(g["n_questions"], g[metric], ls, marker="o", color=c, label=f"{metric} ({feat})")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training questions")
     ax.set_ylim(0, 1.05)
     ax.set_title("learned scorer on held-out training videos", fontsize=9)

@@ -443,6 +443,8 @@ class FrameSelector:
             return self.select(item, n_frames, max_side, max_candidates)
         except (VideoReadError, ValueError) as e:
             error = str(e)
+        except Exception as e:  # noqa: BLE001 - a feature model failing on one clip (out of memory) must not stop a batch
+            error = f"{item.video_path}: {type(e).__name__}: {e}"
         if self.cfg.scorer == "uniform":
             return None, Selection("uniform", [], None, [], error=error)
         t0 = time.perf_counter()

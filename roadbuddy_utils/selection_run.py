@@ -299,7 +299,7 @@ def measure_cost(selector: FrameSelector, items: Sequence[Item], n_frames: int, 
             "share_of_budget_max": round(float(q.max()) / (budget_s * 1000), 5), "budget_s": budget_s}
 
 
-def _feature_models(cfg: SelectorConfig, vlm_model: str | None, cache: FrameCache | None, vlm_max_pixels: int | None
+def feature_selector(cfg: SelectorConfig, vlm_model: str | None, cache: FrameCache | None, vlm_max_pixels: int | None
                     ) -> tuple[FrameSelector, list[str], dict[str, str]]:
     """The selector holding every feature model this run needs, the learned feature kinds and their model ids."""
     need_embed = cfg.scorer == "embedding" or (cfg.scorer == "learned" and cfg.features in ("embedding", "auto"))
@@ -329,7 +329,8 @@ def run_selection(items: Sequence[Item], split: dict, cfg: SelectorConfig, n_fra
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = FrameCache(cache_dir) if cache_dir else None
-    train_items, val_items = select(list(items), split["train_ids"]), select(list(items), split["val_ids"])
+    train_items = select(list(items), split["train_ids"])
+    val_items = [it for it in select(list(items), split["val_ids"]) if it.support_frames]  # hits need support times
     report = None
     scorers: dict[str, LearnedScorer] = {}
     if cfg.scorer == "learned" and cfg.path:
@@ -338,7 +339,7 @@ def run_selection(items: Sequence[Item], split: dict, cfg: SelectorConfig, n_fra
         scorers = {scorer.features: scorer}
         kinds = [scorer.features]
     else:
-        sel, kinds, models = _feature_models(cfg, cfg.vlm_model, cache, vlm_max_pixels)
+        sel, kinds, models = feature_selector(cfg, cfg.vlm_model, cache, vlm_max_pixels)
         if cfg.scorer == "learned":
             scorers, report = train_learned(sel, train_items, cfg, kinds, models, progress=progress, log=log)
             if sel.vision is not None:

@@ -335,17 +335,22 @@ def test_time_budget_thins_candidates_before_model_frames(brief, tmp_path, monke
 
 
 @pytest.mark.notebooks
-def test_smoke_02_select_writes_both_products(demo_small, tmp_path):
-    """02 with frame_mode select on the small demo: trains the learned scorer (both feature kinds), selects."""
+def test_smoke_02_then_03_select(demo_small, tmp_path):
+    """02 with frame_mode select on the small demo trains the learned scorer (both feature kinds) and
+    selects; 03 with frame_mode select answers 4 public-test questions with that scorer."""
     from roadbuddy_utils.runner import run_profile
 
     root = demo_small / "traffic_buddy_train+public_test"
     out = tmp_path / "02"
     params = {"data_json": str(root / "train/train.json"), "videos_root": str(root), "output_dir": str(out),
               "cache_dir": str(tmp_path / "cache"), "split_file": str(tmp_path / "split.json"), "n_boot": 100}
-    m = run_profile("demo", only=["02_frames@select"], output_root=tmp_path / "outputs",
-                    extra_params={"02_frames@select": params}, prepare=False, log=lambda *_: None)
-    assert [n["status"] for n in m["notebooks"]] == ["ok"]
+    p03 = {"data_json": str(root / "public_test/public_test.json"), "videos_root": str(root),
+           "answers_json": str(demo_small / "answers/public_test_answers.json"), "output_dir": str(tmp_path / "03"),
+           "cache_dir": str(tmp_path / "cache"), "limit": 4, "selector_path": str(out / "learned_scorer")}
+    m = run_profile("demo", only=["02_frames@select", "03_zero_shot@select"], output_root=tmp_path / "outputs",
+                    extra_params={"02_frames@select": params, "03_zero_shot@select": p03}, prepare=False,
+                    log=lambda *_: None)
+    assert [n["status"] for n in m["notebooks"]] == ["ok", "ok"]
     assert m["notebooks"][0]["parameters"]["frame_mode"] == "select"
     items = load_items(root / "train/train.json")
     lines = read_jsonl(out / "selected_frames.jsonl")
@@ -361,3 +366,6 @@ def test_smoke_02_select_writes_both_products(demo_small, tmp_path):
     for png in ("hit_rate", "learned_curve", "selection_strips"):
         assert (out / f"{png}.png").stat().st_size > 5_000, png
     assert (out / "frames_index.jsonl").exists()  # the uniform index stays
+    answered = read_jsonl(tmp_path / "03" / "predictions.jsonl")
+    assert len(answered) == 4 and all(l["selector"] == "learned" and len(l["frame_scores"]) == 4 for l in answered)
+    assert len(read_jsonl(tmp_path / "03" / "selected_frames.jsonl")) == 4
