@@ -25,6 +25,7 @@ caught on its own: an out-of-memory error or any other failure is recorded (``st
 and the run goes on. The JSON (``--json``) is rewritten after every phase, so a killed run keeps
 what it measured; ``--write-results`` puts a Markdown table with the machine, the command, the date
 and the targets (pass / fail) into benchmarks/RESULTS.md between ``<!-- gpu_check:... -->`` markers.
+``--from-json PATH --write-results`` writes the block of a saved JSON (a run killed midway, say).
 ``--size full`` on a machine without CUDA checks what it can (the full-size models built on the
 meta device, real-size tokenizers and processors) and exits with status 2.
 """
@@ -424,7 +425,8 @@ def markdown(results: dict) -> str:
              f"448 × 448 pixel budget), {results['repeats']} timed calls per batch after one warm-up; seconds per "
              "question p50 / p95 (a batch's time divided by its size); peaks are torch.cuda.max_memory_allocated "
              "(weights included), reset before each measurement; the planner's figures (plan.py, batch 1, QLoRA / "
-             "LoRA r 32 with gradient checkpointing) include its 0.75 GiB CUDA-context allowance."]
+             "LoRA r 32 with gradient checkpointing) are for the same device (on a GPU they include its 0.75 GiB "
+             "CUDA-context allowance)."]
     if results["size"] == "tiny":
         lines.append("**Tiny random models (about 0.2 M parameters) on the CPU, which other jobs were sharing:** these "
                      "figures show that every phase runs, not how fast anything real is; the CPU keeps no allocator "
@@ -506,6 +508,8 @@ def parse_args(argv=None):
     ap.add_argument("--json", default=None, help="results file (default outputs/benchmarks/gpu_check_<size>.json)")
     ap.add_argument("--write-results", action="store_true", help="write the Markdown block into --results")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    ap.add_argument("--from-json", default=None, help="measure nothing: write the Markdown of a saved results JSON "
+                                                      "(e.g. of a run killed midway: the JSON is saved after every phase)")
     ap.add_argument("--work-dir", default=None, help="where real-size tokenizers are written (default: a temporary folder)")
     args = ap.parse_args(argv)
     args.batches = sorted({int(b) for b in str(args.batches).split(",") if b.strip()})
@@ -527,8 +531,26 @@ def parse_args(argv=None):
     return args
 
 
+def report(results: dict, args) -> str:
+    """The Markdown block of ``results`` (targets recomputed), written into --results with --write-results."""
+    results["targets"] = targets(results)
+    body = markdown(results)
+    if results["device"] == "meta":
+        body = PENDING["full"] + f" Last attempt {results['date'][:10]} on: {machine_line(results['machine'])}; its CPU " \
+               "checks of the full-size path (models on the meta device, real-size tokenizers and processors):\n\n" + body
+    print(body)
+    if args.write_results:
+        print(f"wrote the {results['size']} block of {write_section(args.results, results['size'], body)}")
+    return body
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.from_json:
+        import json
+
+        report(json.loads(Path(args.from_json).read_text(encoding="utf-8")), args)
+        return 0
     import torch
 
     from roadbuddy_utils import hardware
@@ -558,15 +580,8 @@ def main(argv=None) -> int:
             print(f"{source} {precision}: " + ", ".join(f"{k} {v['status']}" for k, v in run["phases"].items())
                   + (f" skipped ({run['skipped']})" if run.get("skipped") else ""), flush=True)
             save()
-    results["targets"] = targets(results)
+    report(results, args)
     save()
-    body = markdown(results)
-    if device == "meta":
-        body = PENDING["full"] + f" Last attempt {results['date'][:10]} on: {machine_line(results['machine'])}; its CPU " \
-               "checks of the full-size path (models on the meta device, real-size tokenizers and processors):\n\n" + body
-    print(body)
-    if args.write_results:
-        print(f"wrote the {args.size} block of {write_section(args.results, args.size, body)}")
     print(f"wrote {args.json}")
     return 2 if device == "meta" else 0
 

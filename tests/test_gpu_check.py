@@ -59,6 +59,10 @@ def test_tiny_run_measures_every_phase_of_every_family(tmp_path):
     assert "## Frame sampling\nkept as it is\n" in text and text.count(gc.BEGIN) == 1
     assert "| tiny:qwen3_vl | 4bit |" in text and "qlora" in text
     assert gc.PENDING["full"] in text  # no full-size figures yet: the section says so
+    again = tmp_path / "again.md"  # the block re-rendered from the saved JSON alone is the same
+    assert gc.main(["--from-json", str(out), "--results", str(again), "--write-results"]) == 0
+    block = lambda t: t.split("<!-- gpu_check:tiny:begin -->")[1].split("<!-- gpu_check:tiny:end -->")[0]  # noqa: E731
+    assert block(again.read_text()) == block(text)
 
 
 @pytest.mark.parametrize("name", sorted(FULL))
