@@ -356,6 +356,14 @@ def make_plan(model: str, gpus="auto", dtype: str = "auto", quantization: str = 
     with _quiet():
         meta, quantizer = meta_model(ck, build, quantization)
         sizes = tensor_bytes(meta, quantizer)
+    kbit_upcast = 0
+    if train and quantizer is not None:
+        # QLoRA: peft's prepare_model_for_kbit_training casts every 16-bit weight it does not quantize
+        # (embeddings, lm_head, the vision tower, norms) to float32 before training
+        for n, prm in meta.named_parameters():
+            if n in sizes and prm.element_size() == 2 and not quantizer.param_needs_quantization(meta, n):
+                kbit_upcast += sizes[n]
+                sizes[n] *= 2
     if quantizer is not None and not any(quantizer.param_needs_quantization(meta, n) for n, _ in meta.named_parameters()):
         raise PlanInputError(f"{model}: quantization {quantization} finds no Linear layer to quantize outside the "
                              "skip list (vision tower, projector, lm_head); plan it with quantization none")
@@ -386,7 +394,9 @@ def make_plan(model: str, gpus="auto", dtype: str = "auto", quantization: str = 
         settings={"n_frames": n_frames, "max_pixels": max_pixels, "batch_size": batch_size, "train": train,
                   "device_map": device_map if len(spread) > 1 else None,
                   "gpus": [d.label or d.name for d in devices]},
-        notes=list(ck.notes) + ([f"training plans one GPU per process (DDP replicates the model); "
+        notes=list(ck.notes) + ([f"QLoRA: {kbit_upcast / GIB:.2f} GiB of 16-bit weights outside the 4/8-bit layers "
+                                 "become float32 (prepare_model_for_kbit_training)"] if kbit_upcast else [])
+              + ([f"training plans one GPU per process (DDP replicates the model); "
                                  f"{len(devices)} GPUs given"] if train and len(devices) > 1 else []))
     if tr:
         plan.train = {"trainable_params": tr["trainable_params"], "lora_r": lora_r, "optimizer": optimizer,

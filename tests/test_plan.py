@@ -356,3 +356,15 @@ def test_vlm_load_stops_with_the_plan_before_any_weights_are_read(monkeypatch):
     monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", no_weights)
     with pytest.raises(MemoryPlanError, match=r"quantization: 4bit"):
         models.VLM.load(models.ModelConfig(str(CONFIGS / "Qwen2.5-VL-7B-Instruct"), dtype="auto"))
+
+
+def test_qlora_plan_counts_the_float32_upcast_of_the_unquantized_weights():
+    """prepare_model_for_kbit_training makes the 16-bit weights outside the 4-bit layers float32: the plan
+    of a QLoRA run holds them at 4 bytes each, inference at 2."""
+    from roadbuddy_utils.plan import make_plan
+
+    m = str(CONFIGS / "Qwen2.5-VL-7B-Instruct")
+    infer = make_plan(m, "15GiB", quantization="4bit")
+    train = make_plan(m, "15GiB", quantization="4bit", train=True, gradient_checkpointing=True)
+    extra = train.weights_gib - infer.weights_gib
+    assert 2.5 < extra < 4.0 and any("float32" in n for n in train.notes)  # ~1.8 B params x 2 bytes more
