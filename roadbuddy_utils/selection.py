@@ -377,22 +377,25 @@ class FrameSelector:
         return model
 
     def candidates(self, video, max_candidates: int | None = None, kind: str | None = None):
-        """(candidate frames, {feature kind: features}, ms) of one clip; raises on a bad clip."""
+        """(candidates, {feature kind: features}, ms) of one clip; raises on a bad clip.
+
+        Only the features stay in memory (``frames`` of the returned sample is None): a whole
+        split's candidate pixels would take gigabytes; another feature kind reads them back from
+        the cache."""
         kind = kind or (self.scorer.features if isinstance(self.scorer, LearnedScorer) else "embedding")
         m = min(max_candidates or self.cfg.max_candidates, self.cfg.max_candidates)
         key = (str(video), m)
         if key in self._failed:
             raise ValueError(self._failed[key])
         t0 = time.perf_counter()
+        cand, feats, ms = self._clips.get(key, (None, {}, 0.0))
         try:
-            if key not in self._clips:
+            if kind not in feats:
                 cand = sample_frames(video, SamplingConfig("uniform", n_frames=1, max_side=self.cfg.max_side),
                                      cache=self.cache, backends=self.backends,
                                      selector=dense_selector(self.cfg.candidate_fps, m))
-                self._clips[key] = (cand, {}, 0.0)
-            cand, feats, ms = self._clips[key]
-            if kind not in feats:
                 feats[kind] = self.feature_model(kind).image_features(cand.frames)
+                cand.frames = None
         except (VideoReadError, ValueError) as e:
             self._failed[key] = str(e)
             raise
