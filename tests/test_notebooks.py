@@ -28,7 +28,7 @@ def _params(data_root, out):
 
 
 def test_smoke_01_02(smoke_data, tmp_path):
-    m = run_profile("demo", only=["01", "02"], output_root=tmp_path / "outputs",
+    m = run_profile("demo", only=["01_explore", "02_frames"], output_root=tmp_path / "outputs",  # not 02@select
                     extra_params=_params(smoke_data, tmp_path), prepare=False, log=lambda *_: None)
     assert [n["status"] for n in m["notebooks"]] == ["ok", "ok"]
     executed = tmp_path / "outputs" / "demo"
