@@ -30,7 +30,7 @@ import numpy as np
 
 from .data import Item
 from .frames import (DEFAULT_BACKENDS, FrameCache, FrameSample, SamplingConfig, VideoReadError, dense_selector,
-                     fixed_selector, sample_frames, uniform_indices)
+                     fixed_selector, sample_frames)
 from .themes import THEMES, themes_of
 
 SCORERS = ("uniform", "embedding", "learned")
@@ -464,10 +464,6 @@ def with_path(cfg: SelectorConfig, path) -> SelectorConfig:
     """The same config pointing at a trained scorer."""
     return replace(cfg, path=str(path))
 
-
-def uniform_times(n_total: int, fps: float, k: int) -> list[float]:
-    """The timestamps uniform mode takes (the baseline every hit rate is shown beside)."""
-    return [i / fps for i in uniform_indices(n_total, k)]
 
 
 def config_for_mode(frame_mode: str, modes: Sequence[str] = ("uniform", "select"), **knobs) -> SelectorConfig | None:
