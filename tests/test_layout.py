@@ -8,12 +8,12 @@ PKG = Path(__file__).resolve().parent.parent / "roadbuddy_utils"
 MODULES = sorted(p for p in PKG.rglob("*.py") if p.name not in ("__init__.py", "__main__.py"))
 
 # Reports and orchestration: nothing below them may import them.
-REPORTING = {"evaluate", "plots", "results", "report", "runner", "explore"}
+REPORTING = {"evaluate", "plots", "results", "report", "runner", "explore", "selection_run"}
 # Answering and training loops (single clip) and the multi-camera loop.
 LOOPS = {"infer", "train", "multiview.run"}
 # data, video, models: the bottom layers.
 LOWER = {"data", "video_io", "frames", "demo_data", "themes", "prompts", "extract", "tiny", "models", "hardware",
-         "choices", "util", "metrics", "plan", "plan_inputs", "demo_scene"}
+         "choices", "util", "metrics", "plan", "plan_inputs", "demo_scene", "selection"}
 
 
 def _name(path: Path) -> str:
