@@ -21,6 +21,7 @@ Conventions used throughout:
 """
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -583,3 +584,19 @@ def worst_theme_errors(df: pd.DataFrame, n_themes: int = 2, per_theme: int = 2, 
         used |= set(wrong["id"])
         picked.append(wrong.assign(theme=theme))
     return pd.concat(picked, ignore_index=True) if picked else s.iloc[:0].assign(theme=[])
+
+
+# --------------------------------------------------------------------------- frame selection
+
+def selection_tables(selection_metrics) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """02's ``selection_metrics.json`` (a path or its dict) as two tables: hit@k per selector with the
+    by-video interval, and hit@k per selector and question theme."""
+    m = json.loads(Path(selection_metrics).read_text(encoding="utf-8")) if isinstance(selection_metrics, (str, Path)) \
+        else dict(selection_metrics)
+    from .selection_run import hit_rows
+
+    rows = hit_rows(m)
+    themes = pd.DataFrame(m.get("by_theme") or [])
+    if len(themes):
+        themes = themes.pivot_table(index="theme", columns="selector", values=[c for c in themes if c.startswith("hit_at_")])
+    return pd.DataFrame(rows), themes
