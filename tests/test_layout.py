@@ -81,3 +81,18 @@ def test_no_module_over_about_600_lines():
 def test_no_shims_of_old_module_names():
     old = ["mv_run.py", "mv_score.py", "mv_demo.py", "rag.py", "multiview.py", "fixtures"]
     assert not [o for o in old if (PKG / o).exists()]
+
+
+def test_every_relative_import_names_a_module_that_exists():
+    """A moved module leaves no import pointing at its old neighbours (lazy imports inside functions too)."""
+    broken = []
+    for path in MODULES + [PKG / "__main__.py"]:
+        here = _name(path).split(".")[:-1] if path.name != "__main__.py" else []
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = here[:len(here) - (node.level - 1)] if node.level > 1 else here
+                mod = base + (node.module.split(".") if node.module else [])
+                target = PKG.joinpath(*mod) if mod else PKG
+                if not (target.with_suffix(".py").exists() or (target / "__init__.py").exists()):
+                    broken.append(f"{_name(path)}:{node.lineno} from {'.' * node.level}{node.module or ''}")
+    assert not broken, broken

@@ -155,7 +155,7 @@ class ModelRegistry:
                 self.release(other)
         loader = self.loader
         if loader is None:
-            from .models import VLM
+            from ..models import VLM
 
             loader = VLM.load
         t0 = time.perf_counter()
