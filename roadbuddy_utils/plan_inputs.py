@@ -168,17 +168,9 @@ def parse_gpus(spec) -> list[Device]:
 
 
 def detect_gpus() -> list[Device]:
-    """The GPUs of this machine, free memory as capacity (``hardware.detect``; torch directly without it)."""
+    """The GPUs of this machine, free memory as capacity (``hardware.detect``: one place for the machine)."""
     from . import hardware
 
-    if hasattr(hardware, "detect"):
-        gpus = [(g.name, g.free_gib if g.free_gib is not None else g.total_gib, tuple(g.capability))
-                for g in hardware.detect().gpus]
-    else:  # before hardware.detect existed: the same facts from torch
-        import torch
-
-        gpus = []
-        for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0):
-            p = torch.cuda.get_device_properties(i)
-            gpus.append((p.name, torch.cuda.mem_get_info(i)[0] / GIB, (p.major, p.minor)))
+    gpus = [(g.name, g.free_gib if g.free_gib is not None else g.total_gib, tuple(g.capability))
+            for g in hardware.detect().gpus]
     return [Device(f"cuda:{i}", int(gib * GIB), cap, name) for i, (name, gib, cap) in enumerate(gpus)]
