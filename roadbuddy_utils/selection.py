@@ -83,6 +83,13 @@ class SelectorConfig:
 
 # --------------------------------------------------------------------------- picker (pure)
 
+def near_support(times: Sequence[float], support: Sequence[float], window_s: float = 0.5) -> np.ndarray:
+    """Per time: is it within ``window_s`` of a support time (a positive / a hit)."""
+    t = np.asarray(times, float)[:, None]
+    s = np.asarray(support, float)[None, :]
+    return (np.abs(t - s) <= window_s + 1e-6).any(axis=1) if s.size else np.zeros(len(t), bool)
+
+
 def pick_frames(times: Sequence[float], scores: Sequence[float], k: int, min_gap_s: float = 0.5,
                 context_frames: int = 1, n_total: int | None = None) -> list[int]:
     """Positions (into ``times``) of ``k`` candidates, in time order.
@@ -472,3 +479,13 @@ def config_for_mode(frame_mode: str, modes: Sequence[str] = ("uniform", "select"
     if frame_mode not in modes:
         raise ValueError(f"frame_mode must be one of {tuple(modes)}, got {frame_mode!r}")
     return SelectorConfig(**knobs) if frame_mode == "select" else None
+
+
+def config_from_params(frame_mode: str, params: dict, modes: Sequence[str] = ("uniform", "select")) -> SelectorConfig | None:
+    """``config_for_mode`` from a notebook's parameters: every ``selector_<field>`` key of ``params``
+    (a notebook's ``globals()``, a YAML mapping) that names a SelectorConfig field."""
+    from dataclasses import fields
+
+    names = {f.name for f in fields(SelectorConfig)}
+    knobs = {k[len("selector_"):]: v for k, v in params.items() if k.startswith("selector_") and k[len("selector_"):] in names}
+    return config_for_mode(frame_mode, modes, **knobs)

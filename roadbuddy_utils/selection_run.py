@@ -25,7 +25,7 @@ import numpy as np
 from .data import Item, select
 from .frames import FrameCache, VideoReadError, probe_video, uniform_indices
 from .selection import (EmbeddingModel, FrameSelector, LearnedScorer, SelectorConfig, VisionTowerFeatures,
-                        pick_frames, question_text, with_path)
+                        near_support, pick_frames, question_text, with_path)
 from .themes import themes_of
 from .util import write_json, write_jsonl
 
@@ -33,13 +33,6 @@ KS = (4, 8)
 
 
 # --------------------------------------------------------------------------- measures (pure)
-
-def near_support(times: Sequence[float], support: Sequence[float], window_s: float = 0.5) -> np.ndarray:
-    """Per time: is it within ``window_s`` of a support time (a positive / a hit)."""
-    t = np.asarray(times, float)[:, None]
-    s = np.asarray(support, float)[None, :]
-    return (np.abs(t - s) <= window_s + 1e-6).any(axis=1) if s.size else np.zeros(len(t), bool)
-
 
 def question_ranking(scores: Sequence[float], labels: Sequence[bool]) -> tuple[float | None, float | None]:
     """(AUC, reciprocal rank of the best-ranked positive) of one question's candidates."""

@@ -15,7 +15,9 @@ Examples use the same prompt renderer as 03 (``VLM.inputs``). Only the answer to
 (prompt, image and padding tokens are -100). ``loss="letters"`` restricts the loss at the answer
 position to the letters the question offers (what the likelihood scorer reads). Training frames come
 from ``support`` mode, a pool around the support times from which each epoch draws a random subset
-(jitter); validation uses the uniform frames 03 uses. Validation accuracy is the likelihood scorer's,
+(jitter); validation uses the frames 03 uses: uniform, or with ``selector`` (``frame_mode: select``) the
+frames a selector picks per question (chosen once, lines in ``selected_frames.jsonl``, hit rate in
+``metrics.json``'s ``val_frames``). Validation accuracy is the likelihood scorer's,
 every epoch (or ``eval_steps``); the best adapter by that accuracy is kept; TensorBoard logs;
 ``resume_from="last"`` continues after a kill. Runs unchanged under ``torchrun`` / ``accelerate launch``.
 
@@ -40,7 +42,8 @@ from . import hardware
 from .data import Item
 from .frames import FrameCache, SamplingConfig, VideoReadError, sample_frames
 from .infer import Example, eval_items
-from .util import write_json
+from .selection import FrameSelector, SelectorConfig, near_support
+from .util import write_json, write_jsonl
 
 LANGUAGE = r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)$"
 VISION = {"internvl": r".*vision_tower.*\.(q_proj|k_proj|v_proj|projection_layer|fc1|fc2)$",
@@ -88,7 +91,8 @@ class TrainConfig:
     loss: str = "tokens"  # tokens: LM loss on the answer tokens | letters: CE over the offered letters
     target: str = "letter"  # letter | letter_text ("B. Sai")
     # frames
-    n_frames: int = 8  # validation / inference (uniform)
+    n_frames: int = 8  # validation / inference frames per question
+    selector: SelectorConfig | dict | None = None  # validation frames chosen per question (frame_mode select, as 03); None: uniform
     train_frames: int = 4  # frames drawn per training example from its pool
     pool_frames: int = 8  # pool per question: 5 frames around the support time + uniform context
     context_frames: int = 1  # of train_frames, uniform frames away from the support time
@@ -117,6 +121,8 @@ class TrainConfig:
 
     def __post_init__(self):
         self.trainable = tuple(self.trainable)
+        if isinstance(self.selector, dict):  # from train_config.json (torchrun) or a YAML mapping
+            self.selector = SelectorConfig(**self.selector)
         bad = set(self.trainable) - TRAINABLE
         if bad:
             raise ValueError(f"trainable has unknown parts {sorted(bad)}; choose from {sorted(TRAINABLE)}")
@@ -386,6 +392,34 @@ def _val_examples(items, pools, k) -> list[Example]:
     return [TrainSet(items, pools, k, 0, jitter=False)[i] for i in range(len(items))]
 
 
+def selected_examples(items: list[Item], scfg: SelectorConfig, vlm, cache: FrameCache | None, n_frames: int,
+                      max_side: int, log=print) -> tuple[list[Example], list[dict], dict]:
+    """Validation questions with the frames 03 would answer from under ``frame_mode: select``: the
+    examples, one ``selected_frames.jsonl`` line each, and a summary (selector, share of questions
+    with a chosen frame within ``window_s`` of a support time, fallbacks, selection time). Chosen
+    once, before training: the selector does not depend on the weights being trained."""
+    selector = FrameSelector.build(scfg, vlm=vlm, cache=cache)
+    examples, lines, hits, ms = [], [], [], []
+    for it in items:
+        s, sel = selector.select_or_uniform(it, n_frames, max_side)
+        if s is None:
+            log(f"{it.id}: {sel.error} (validated from text alone)")
+            examples.append(Example(it, None))
+        else:
+            examples.append(Example(it, s.frames, s.timestamps, s.frame_indices, s.info.fps, s.info.n_frames))
+        if sel.fallback:
+            log(f"{it.id}: selection fell back to uniform frames: {sel.error}")
+        if it.support_frames and sel.timestamps:
+            hits.append(bool(near_support(sel.timestamps, it.support_frames, scfg.window_s).any()))
+        ms.append(sel.candidates_ms + sel.scoring_ms)
+        lines.append({"id": it.id, "video_path": str(it.video_path)} | sel.record())
+    summary = {"frame_mode": "select", "selector": selector.name, "k": n_frames,
+               "hit_at_k": round(float(np.mean(hits)), 4) if hits else None, "n_with_support": len(hits),
+               "n_fallback": sum(bool(ln["fallback"]) for ln in lines), "n_failed": sum(ex.frames is None for ex in examples),
+               "selection_ms_median": round(float(np.median(ms)), 1) if ms else None}
+    return examples, lines, summary
+
+
 def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
     """Train, validate, keep the best adapter; returns (and writes) ``metrics.json``'s content."""
     import torch
@@ -413,7 +447,16 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
                               max_frames=cfg.pool_frames, support_window_s=0.0, max_side=mcfg.max_side)
     val_cfg = SamplingConfig("uniform", n_frames=cfg.n_frames, max_side=mcfg.max_side)
     train_pools = frame_pools(train_items, pool_cfg, cache, support=True, jitter_s=cfg.jitter_s, log=log)
-    val = _val_examples(val_items, frame_pools(val_items, val_cfg, cache, support=False, log=log), cfg.n_frames)
+    if cfg.selector is not None:
+        val, sel_lines, val_frames = selected_examples(val_items, cfg.selector, vlm, cache, cfg.n_frames, mcfg.max_side,
+                                                       log)
+        if rank == 0:
+            write_jsonl(sel_lines, out / "selected_frames.jsonl")
+        log(f"validation frames: {val_frames['selector']}, hit@{cfg.n_frames} {val_frames['hit_at_k']} "
+            f"({val_frames['n_fallback']} fallbacks)")
+    else:
+        val = _val_examples(val_items, frame_pools(val_items, val_cfg, cache, support=False, log=log), cfg.n_frames)
+        val_frames = {"frame_mode": "uniform", "k": cfg.n_frames}
     chance = float(np.mean([1 / i.n_choices for i in val_items]))
     acc_before, _ = val_accuracy(vlm, vlm.model, val, cfg)
     log(f"{len(train_items)} training / {len(val_items)} validation questions; accuracy before {acc_before:.3f} "
@@ -473,6 +516,7 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
                "world_size": int(os.environ.get("WORLD_SIZE", "1")),
                "train_runtime_s": round(next((h["train_runtime"] for h in trainer.state.log_history
                                               if "train_runtime" in h), 0), 1),
+               "val_frames": val_frames,
                "trainable": counts, "precision": precision, "history": history, "config": asdict(cfg),
                "model": vlm.describe(), "machine": hardware.describe()}
     if rank == 0:

@@ -369,3 +369,38 @@ def test_smoke_02_then_03_select(demo_small, tmp_path):
     answered = read_jsonl(tmp_path / "03" / "predictions.jsonl")
     assert len(answered) == 4 and all(l["selector"] == "learned" and len(l["frame_scores"]) == 4 for l in answered)
     assert len(read_jsonl(tmp_path / "03" / "selected_frames.jsonl")) == 4
+
+
+def test_04_validates_with_the_frames_03_would_select(brief, trained, tmp_path):
+    """04 with frame_mode select: validation questions get the selector's frames (the same ones 03's
+    selector picks), their lines in selected_frames.jsonl, the hit rate in metrics' val_frames; the
+    selector block survives the JSON round trip torchrun's launch uses."""
+    from dataclasses import asdict
+
+    from roadbuddy_utils.train import TrainConfig, config_from, train
+
+    root, items, split = brief
+    _, _, _, folder = trained
+    split_file = tmp_path / "split.json"
+    split_file.write_text(json.dumps(split))
+    cfg = TrainConfig(model="tiny:internvl", train_json=str(root / "train.json"), videos_root=str(root),
+                      output_dir=str(tmp_path / "04"), split_file=str(split_file), cache_dir=str(root / "cache"),
+                      loss="letters", batch_size=4, grad_accum=1, max_steps=2, eval_steps=2, n_frames=4,
+                      train_frames=2, max_pixels=112 * 112, val_limit=6,
+                      selector={"scorer": "learned", "path": str(folder)})
+    assert isinstance(cfg.selector, SelectorConfig) and config_from(json.loads(json.dumps(asdict(cfg)))) == cfg
+    m = train(cfg, log=lambda *_: None)
+    val = [i for i in items if i.id in set(split["val_ids"])][:6]
+    lines = read_jsonl(tmp_path / "04" / "selected_frames.jsonl")
+    assert [l["id"] for l in lines] == [i.id for i in val]
+    direct = FrameSelector.build(SelectorConfig(scorer="learned", path=str(folder)), cache=F.FrameCache(root / "cache"))
+    for it, line in zip(val, lines):
+        assert line["selector"] == "learned[embedding]" and line["fallback"] is None and len(line["scores"]) == 4
+        assert line["timestamps"] == pytest.approx(direct.select(it, 4, 112)[1].timestamps, abs=1e-3)
+    vf = m["val_frames"]
+    assert vf["frame_mode"] == "select" and vf["selector"] == "learned[embedding]" and vf["n_with_support"] == 6
+    hits = np.mean([near_support(l["timestamps"], it.support_frames).any() for it, l in zip(val, lines)])
+    assert vf["hit_at_k"] == pytest.approx(hits, abs=1e-4) and vf["hit_at_k"] >= 0.5
+    assert json.loads((tmp_path / "04" / "metrics.json").read_text())["val_frames"] == vf
+    plain = train(TrainConfig(**(asdict(cfg) | {"selector": None, "output_dir": str(tmp_path / "u")})), log=lambda *_: None)
+    assert plain["val_frames"] == {"frame_mode": "uniform", "k": 4} and not (tmp_path / "u/selected_frames.jsonl").exists()
