@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     d.add_argument("--test-videos", type=int, default=None, help="clips per test split (default 24)")
 
     r = sub.add_parser("run", help="execute the notebooks of a profile with papermill")
-    r.add_argument("--profile", required=True, help="demo | kaggle (a folder in params/)")
+    r.add_argument("--profile", required=True, help="demo | brief | kaggle (a folder in params/)")
     r.add_argument("--only", default=None, help="comma-separated notebook numbers, e.g. 01,02")
 
     t = sub.add_parser("train", help="fine-tune (LoRA) from a YAML/JSON config; works under torchrun / accelerate")

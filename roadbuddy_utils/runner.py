@@ -11,7 +11,8 @@ stops at the first failing notebook and shows the cell that failed. ``outputs/<p
 (report.py), rewritten after every notebook, links every run's report, numbers and figures.
 
 ``params/<profile>/_profile.yaml`` may hold settings for the whole profile; ``demo_data`` there makes
-the runner generate the demo dataset first (once).
+the runner generate the demo dataset first (once); ``skip`` (notebook stem: why) leaves notebooks out of
+a profile that has no use for them (the brief-event profile has no multi-camera data or test submission).
 
 A notebook can run more than once in a profile: ``params/<profile>/NN_name@variant.yaml`` is one
 more run of ``NN_name.ipynb`` (an ablation, or 03 evaluating the adapter 04 trained), executed to
@@ -50,17 +51,37 @@ def params_path(notebook: Path, profile: str, repo: Path = REPO) -> Path:
     return repo / "params" / profile / f"{notebook.stem}.yaml"
 
 
+def profile_settings(profile: str, repo: Path = REPO) -> dict:
+    """``params/<profile>/_profile.yaml`` (empty when the profile has none)."""
+    p = repo / "params" / profile / "_profile.yaml"
+    return load_params(p) if p.exists() else {}
+
+
+def skipped_notebooks(profile: str, repo: Path = REPO) -> dict[str, str]:
+    """Notebooks a profile leaves out on purpose (``skip:`` in _profile.yaml: stem -> why)."""
+    skip = profile_settings(profile, repo).get("skip") or {}
+    stems = {nb.stem for nb in list_notebooks(repo)}
+    unknown = sorted(set(skip) - stems)
+    if unknown:
+        raise SystemExit(f"{repo / 'params' / profile / '_profile.yaml'}: skip names unknown notebooks {unknown}")
+    return dict(skip)
+
+
 def list_runs(profile: str, repo: Path = REPO) -> list[tuple[Path, Path, str]]:
-    """(notebook, params file, run name) in execution order; every notebook needs its params file."""
+    """(notebook, params file, run name) in execution order; every notebook needs its params file,
+    except those the profile's ``skip:`` leaves out (with the reason)."""
     pdir = repo / "params" / profile
+    skip = skipped_notebooks(profile, repo)
     runs = []
     for nb in list_notebooks(repo):
+        if nb.stem in skip:
+            continue
         main = params_path(nb, profile, repo)
         if not main.exists():
             raise SystemExit(f"{nb.name}: no parameters file {main} for profile {profile!r}")
         runs.append((nb, main, nb.stem))
         runs += [(nb, p, p.stem) for p in sorted(pdir.glob(f"{nb.stem}@*.yaml"))]
-    order = (load_params(pdir / "_profile.yaml") if (pdir / "_profile.yaml").exists() else {}).get("order")
+    order = profile_settings(profile, repo).get("order")
     if order:
         by_name = {r[2]: r for r in runs}
         unknown = [n for n in order if n not in by_name]
@@ -111,8 +132,7 @@ def export_html(ipynb: Path) -> Path:
 
 def prepare_profile(profile: str, repo: Path = REPO) -> dict:
     """Profile-wide settings; generates the demo dataset when the profile asks for it."""
-    p = repo / "params" / profile / "_profile.yaml"
-    settings = load_params(p) if p.exists() else {}
+    settings = profile_settings(profile, repo)
     demo = settings.get("demo_data")
     if demo:
         from .demo_data import DemoConfig, ensure
