@@ -227,3 +227,64 @@ def test_tiny_families_answer_a_six_camera_prompt(tiny_vlm, demo, short_routing,
     # array images work too
     img = np.zeros((36, 64, 3), np.uint8)
     assert len(vlm.chat_generate([(None, [("text", "CAM_FRONT:"), ("image", img), ("text", "Q")])], 2)) == 1
+
+
+# ---------------------------------------------------------------------------------------------- camera selection
+
+def test_select_images_keeps_the_best_scored_cameras_in_camera_order(demo):
+    from roadbuddy_utils.multiview.data import select_images
+
+    it = next(i for i in load_multiview(demo["questions"], demo["image_root"])[0] if len(i.images) == 6)
+    cams = [c for c, _ in it.images]
+    scores = {c: float(k) for k, c in enumerate(cams)}  # the last cameras score best
+    assert [c for c, _ in select_images(it, 3, scores=scores)] == cams[3:]
+    assert [c for c, _ in select_images(it, 3)] == cams[:3]  # no scores: the official order
+    assert [c for c, _ in select_images(it, 6, scores=scores)] == cams  # everything fits: nothing dropped
+
+
+def test_06_select_scores_cameras_with_the_embedding_model(demo, tmp_path, short_routing, monkeypatch):
+    """frame_mode select in 06: every camera scored against the question (tiny SigLIP), the best
+    max_images_per_prompt sent, scores and time on the line, selected_frames.jsonl written; an
+    unreadable image falls back to the camera order with the reason; learned and a missing
+    checkpoint are refused before anything is answered."""
+    from roadbuddy_utils.multiview import views
+    from roadbuddy_utils.selection import SelectorConfig
+
+    vlms = []
+    real = views.load_image
+    bad = {}
+
+    def flaky(path, max_side):
+        if bad and str(path) == bad["path"]:
+            raise OSError("image file is truncated")
+        return real(path, max_side)
+
+    monkeypatch.setattr(views, "load_image", flaky)
+    items = load_multiview(demo["questions"], demo["image_root"])[0]
+    victim = next(i for i in items if len(i.images) == 6 and i.answer)
+    bad["path"] = str(victim.images[0][1])
+    lines, m = _run(demo, tmp_path, short_routing, recording(fake_loader(), vlms), max_images_per_prompt=3,
+                    selector=SelectorConfig(scorer="embedding", model="tiny:siglip"))
+    assert m["n_errors"] == 0
+    answered = [l for l in lines if l["model_used"]]
+    for l in answered:
+        assert l["selector"] == "embedding" and len(l["cameras"]) <= 3 and l["selection_ms"] >= 0
+        if l["id"] == victim.id:
+            assert l["camera_scores"] is None and "truncated" in l["selection_fallback"]
+            assert l["cameras"] == [c for c, _ in victim.images[:3]]
+            continue
+        s = l["camera_scores"]
+        assert l["selection_fallback"] is None and set(l["cameras"]) <= set(s)
+        assert min(s[c] for c in l["cameras"]) >= max([v for c, v in s.items() if c not in l["cameras"]] or [-9])
+    sel = read_jsonl(tmp_path / "selected_frames.jsonl")
+    assert [r["id"] for r in sel] == [l["id"] for l in lines]
+    row = next(r for r in sel if r["id"] == answered[0]["id"])
+    assert {"id", "video_path", "timestamps", "scores", "selector", "error"} <= set(row) and len(row["scores"]) <= 3
+    assert next(r for r in sel if r["id"] == victim.id)["fallback"] == "camera_order"
+    with pytest.raises(ValueError, match="support_frames"):
+        MVRunConfig(selector={"scorer": "learned"})
+    assert MVRunConfig(selector={"scorer": "uniform"}).selector is None
+    with pytest.raises(FileNotFoundError, match="selector_model"):
+        _run(demo, tmp_path / "x", short_routing, fake_loader(), selector={"scorer": "embedding",
+                                                                              "model": str(tmp_path / "nope")})
+    assert not (tmp_path / "x" / "results.jsonl").exists()

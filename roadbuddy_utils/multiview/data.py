@@ -127,9 +127,12 @@ def order_cameras(images: Iterable[tuple[str, Path]]) -> list[tuple[str, Path]]:
     return sorted(images, key=lambda cp: (rank.get(cp[0], len(CAMERAS)), images.index(cp)))
 
 
-def select_images(item: MVItem, max_images: int | None = None, only_named: bool = False) -> list[tuple[str, Path]]:
+def select_images(item: MVItem, max_images: int | None = None, only_named: bool = False,
+                  scores: dict[str, float] | None = None) -> list[tuple[str, Path]]:
     """Images to send for ``item``: ordered, optionally only the cameras the question names
-    (all of them when it names none or none of those exist), capped at ``max_images``."""
+    (all of them when it names none or none of those exist), capped at ``max_images``: the first
+    ones, or with ``scores`` (camera -> score, views.CameraSelector) the best-scored ones, still in
+    camera order."""
     imgs = item.images
     if only_named:
         named = cameras_named(item.question)
@@ -138,6 +141,9 @@ def select_images(item: MVItem, max_images: int | None = None, only_named: bool 
     if max_images is not None:
         if max_images < 1:
             raise ValueError(f"max_images_per_prompt must be >= 1 or None, got {max_images}")
+        if scores and len(imgs) > max_images:
+            best = sorted(range(len(imgs)), key=lambda k: -scores.get(imgs[k][0], float("-inf")))[:max_images]
+            imgs = [imgs[k] for k in sorted(best)]
         imgs = imgs[:max_images]
     return list(imgs)
 

@@ -43,12 +43,13 @@ from typing import Callable, Sequence
 from ..data import Problem
 from ..hardware import MODEL_KEYS, describe, free_memory, is_oom, resolve_settings
 from ..models import ModelConfig
-from ..util import read_jsonl, repair_jsonl, write_json
+from ..util import read_jsonl, repair_jsonl, write_json, write_jsonl
 from .data import PHASE1_COUNTS, SUBTASKS, MVItem, load_multiview, select_images
 from .prompts import build_prompt
 from .retrieval import KnowledgeBase, Retriever
 from .router import Route, classify_all, load_routing
 from .scoring import extract_choice, routing_stats, score_results
+from .views import CameraSelector, check_selector, selection_line
 
 MODEL_FIELDS = {f.name for f in fields(ModelConfig)} - {"model", "adapter_path", "n_frames"}
 
@@ -70,8 +71,10 @@ class MVRunConfig:
     limit: int | None = None  # answer only the first N items (all items are still classified and counted)
     keep_one_in_memory: bool = False  # release a model before loading another (one GPU, large models)
     fallback: dict = field(default_factory=lambda: {"large": "small"})  # on out-of-memory: size -> size
+    selector: object = None  # frame_mode "select": a SelectorConfig (embedding) that picks the cameras (views.py)
 
     def __post_init__(self):
+        self.selector = check_selector(self.selector)
         if not isinstance(self.do_sample, bool):
             raise ValueError(f"do_sample must be True or False, got {self.do_sample!r}")
         if self.mcq_scoring not in ("likelihood", "generate"):
@@ -246,16 +249,23 @@ def _prompt_hash(model_id: str, text: str) -> str:
     return hashlib.sha1(f"{model_id}\n{text}".encode()).hexdigest()[:12]
 
 
-def answer_item(vlm, item: MVItem, route: Route, cfg: MVRunConfig, rag_text: str | None = None) -> dict:
+def answer_item(vlm, item: MVItem, route: Route, cfg: MVRunConfig, rag_text: str | None = None,
+                cameras: CameraSelector | None = None) -> dict:
     """The model part for one item: ``{answer, raw, scores, source, style, ...}``. Raises on errors
-    (the caller decides: out of memory -> fallback, anything else -> recorded)."""
+    (the caller decides: out of memory -> fallback, anything else -> recorded). With ``cameras``
+    the cameras are scored against the question first and the best ones sent (inside ``time_s``)."""
     import torch
 
-    images = select_images(item, cfg.max_images_per_prompt, cfg.only_named_cameras)
+    t_sel = time.perf_counter()
+    picked, selected = None, {}
+    if cameras is not None:
+        picked = cameras.scores(item, select_images(item, None, cfg.only_named_cameras))
+        selected = {"selector": cameras.name, "camera_scores": picked.scores, "selection_ms": round(picked.ms, 1),
+                    "selection_fallback": picked.error}
+    images = select_images(item, cfg.max_images_per_prompt, cfg.only_named_cameras, picked and picked.scores)
     prompt = build_prompt(item, route, images, rag_text)
     segments = [(k, v) for k, v in prompt.segments()]
     torch.manual_seed(cfg.seed + item.index)  # per item: a resumed run samples the same answers
-    t0 = time.perf_counter()
     conv = [(prompt.system, segments)]
     scores = raw = None
     if prompt.style == "mcq" and cfg.mcq_scoring == "likelihood":
@@ -271,8 +281,8 @@ def answer_item(vlm, item: MVItem, route: Route, cfg: MVRunConfig, rag_text: str
             answer, source = max(scores, key=scores.get), "fallback_likelihood"
     return {"answer": answer, "raw": raw, "scores": scores, "source": source, "style": prompt.style,
             "letters": prompt.letters or None, "cameras": [c for c, _ in images],
-            "time_s": round(time.perf_counter() - t0, 3),
-            "prompt_hash": _prompt_hash(getattr(getattr(vlm, "cfg", None), "model", "?"), prompt.render())}
+            "time_s": round(time.perf_counter() - t_sel, 3),
+            "prompt_hash": _prompt_hash(getattr(getattr(vlm, "cfg", None), "model", "?"), prompt.render())} | selected
 
 
 def answer_all(prep: Prepared, registry: ModelRegistry, output_dir, cfg: MVRunConfig | None = None,
@@ -282,6 +292,7 @@ def answer_all(prep: Prepared, registry: ModelRegistry, output_dir, cfg: MVRunCo
     from tqdm.auto import tqdm
 
     cfg = cfg or MVRunConfig()
+    cameras = CameraSelector(cfg.selector) if cfg.selector is not None else None  # a bad checkpoint stops here
     store = ResultStore(output_dir)
     pending: dict[str, list[_Work]] = {s: [] for s in registry.sizes}
     for it in prep.todo:
@@ -310,7 +321,7 @@ def answer_all(prep: Prepared, registry: ModelRegistry, output_dir, cfg: MVRunCo
                     write(w, None, rag=rag, answer=rag.override, rag_override=rag.override_id, source="kb_override")
                     continue
                 vlm = registry.get(size)
-                out = answer_item(vlm, w.item, route, cfg, rag.text)
+                out = answer_item(vlm, w.item, route, cfg, rag.text, cameras)
                 write(w, size, rag=rag, model_id=registry.configs[size].model, **out)
             except Exception as e:  # noqa: BLE001 - one item's failure must not stop the run
                 oom = e.oom if isinstance(e, ModelUnavailable) else is_oom(e)
@@ -326,7 +337,10 @@ def answer_all(prep: Prepared, registry: ModelRegistry, output_dir, cfg: MVRunCo
         if cfg.keep_one_in_memory:
             registry.release(size)
     bar.close()
-    return store.finish(prep.todo)
+    lines = store.finish(prep.todo)
+    if cameras is not None:
+        write_jsonl([selection_line(ln) for ln in lines], Path(output_dir) / "selected_frames.jsonl")
+    return lines
 
 
 # ----------------------------------------------------------------------------------------------
