@@ -50,6 +50,29 @@ def test_params_keys_match_notebook(nb, profile):
     assert not unknown, f"{path} sets parameters {nb.name} does not declare: {sorted(unknown)}"
 
 
+def test_params_files_set_each_key_once():
+    """YAML keeps the last of two equal keys silently: a file that sets one twice says two things."""
+
+    class Strict(yaml.SafeLoader):
+        pass
+
+    def mapping(loader, node, deep=False):
+        keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"sets {twice} more than once")
+        return yaml.SafeLoader.construct_mapping(loader, node, deep)
+
+    Strict.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, mapping)
+    bad = {}
+    for path in sorted((REPO / "params").rglob("*.yaml")):
+        try:
+            yaml.load(path.read_text(encoding="utf-8"), Loader=Strict)
+        except ValueError as e:
+            bad[str(path.relative_to(REPO))] = str(e)
+    assert not bad, bad
+
+
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_saved_notebooks_are_clean_and_hold_no_logic(nb):
     cells = json.loads(nb.read_text())["cells"]
