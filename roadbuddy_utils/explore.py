@@ -228,3 +228,25 @@ def selection_curve_figure(curve: pd.DataFrame):
     ax.legend(fontsize=7, ncol=2)
     fig.tight_layout()
     return fig
+
+
+def tune_curve_figure(curve: pd.DataFrame):
+    """Contrastive tuning of the embedding model: held-out hit@4 / MRR and the training loss per step."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    if curve.empty:
+        ax.axis("off"); ax.text(0.5, 0.5, "the embedding model was not tuned in this run", ha="center")
+        return fig
+    for metric, c in (("hit_at_4", "tab:blue"), ("mrr", "tab:green"), ("auc", "tab:orange")):
+        ax.plot(curve["step"], curve[metric], marker="o", color=c, label=metric)
+    ax.set_xlabel("step")
+    ax.set_ylim(0, 1.05)
+    loss = curve.dropna(subset=["loss"])
+    if len(loss):
+        ax2 = ax.twinx()
+        ax2.plot(loss["step"], loss["loss"], "--", color="grey", label="training loss")
+        ax2.set_ylabel("loss", fontsize=8)
+        ax2.legend(fontsize=7, loc="lower right")
+    ax.set_title("embedding model tuned on support_frames: held-out training videos", fontsize=9)
+    ax.legend(fontsize=7, loc="center right")
+    fig.tight_layout()
+    return fig

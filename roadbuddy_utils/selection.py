@@ -198,20 +198,24 @@ class EmbeddingModel:
                 out.append(_pooled(self.model.get_image_features(pixel_values=pv)).float().cpu().numpy())
         return _normalise(np.concatenate(out))
 
+    def tokenize(self, texts: Sequence[str]):
+        """Token ids on the model's device, padded as the checkpoint was trained."""
+        tok = self.processor.tokenizer
+        if self.model_type == "siglip":  # trained with max_length padding; the pooler reads the last position
+            enc = tok(list(texts), padding="max_length", truncation=True, return_tensors="pt",
+                      max_length=min(tok.model_max_length, self.model.config.text_config.max_position_embeddings))
+        else:
+            enc = tok(list(texts), padding=True, truncation=True, return_tensors="pt",
+                      max_length=self.model.config.text_config.max_position_embeddings)
+        return enc.to(self.model.device)
+
     def text_features(self, texts: Sequence[str]) -> np.ndarray:
         import torch
 
         todo = [t for t in dict.fromkeys(texts) if t not in self._text]
         if todo:
-            tok = self.processor.tokenizer
-            if self.model_type == "siglip":  # trained with max_length padding; the pooler reads the last position
-                enc = tok(todo, padding="max_length", truncation=True, return_tensors="pt",
-                          max_length=min(tok.model_max_length, self.model.config.text_config.max_position_embeddings))
-            else:
-                enc = tok(todo, padding=True, truncation=True, return_tensors="pt",
-                          max_length=self.model.config.text_config.max_position_embeddings)
             with torch.inference_mode():
-                v = _pooled(self.model.get_text_features(**enc.to(self.model.device))).float().cpu().numpy()
+                v = _pooled(self.model.get_text_features(**self.tokenize(todo))).float().cpu().numpy()
             self._text.update(zip(todo, _normalise(v)))
         return np.stack([self._text[t] for t in texts])
 

@@ -16,7 +16,7 @@ number of training questions) and the held-out metrics go into ``selection_metri
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -314,9 +314,13 @@ def feature_selector(cfg: SelectorConfig, vlm_model: str | None, cache: FrameCac
 
 def run_selection(items: Sequence[Item], split: dict, cfg: SelectorConfig, n_frames: int, output_dir,
                   cache_dir=None, max_side: int = 448, vlm_max_pixels: int | None = None, n_boot: int = 1000,
-                  budget_s: float = 30.0, progress: bool = True, log: Callable = print) -> dict:
+                  budget_s: float = 30.0, tune_steps: int = 0, tune_options: dict | None = None,
+                  progress: bool = True, log: Callable = print) -> dict:
     """02 with ``frame_mode: select``: (train the learned scorer,) select ``n_frames`` for every question,
-    write ``selected_frames.jsonl`` and ``selection_metrics.json``; returns the metrics."""
+    write ``selected_frames.jsonl`` and ``selection_metrics.json``; returns the metrics.
+
+    ``tune_steps`` > 0 also fine-tunes the embedding model contrastively on the train side
+    (selection_tune.py, ``{output_dir}/embedding_tuned``) and measures it as ``embedding[tuned]``."""
     from tqdm.auto import tqdm
 
     out = Path(output_dir)
@@ -344,6 +348,14 @@ def run_selection(items: Sequence[Item], split: dict, cfg: SelectorConfig, n_fra
             cfg = with_path(cfg, path)
             sel.cfg, sel.scorer = cfg, kept
             log(f"learned scorer ({report['kept']} features) saved to {path}")
+    tuned = tune_report = None
+    if tune_steps and cfg.scorer != "uniform":
+        from .selection_tune import finetune_embedding
+
+        path, tune_report = finetune_embedding(train_items, cfg, out / "embedding_tuned", cache, steps=tune_steps,
+                                               progress=progress, log=log, **(tune_options or {}))
+        tuned_cfg = replace(cfg, model=str(path))
+        tuned = FrameSelector(tuned_cfg, embedder=EmbeddingModel(str(path), cfg.batch_size), cache=cache)
     # every question, the configured selector (fallbacks recorded, nothing dropped)
     lines = []
     t0 = time.perf_counter()
@@ -366,6 +378,14 @@ def run_selection(items: Sequence[Item], split: dict, cfg: SelectorConfig, n_fra
             metrics[key]["learned"] = metrics[key][sel.name]
     if report is not None:
         metrics["learned"] = report
+    if tuned is not None:
+        t_rows, _ = candidate_rows(tuned, val_items, ["embedding"], progress, log)
+        name = "embedding[tuned]"
+        t = hit_table(val_items, t_rows, {name: _scoring_functions(tuned, {})["embedding"]}, cfg, n_boot=n_boot)
+        for key in ("hit_at_k", "hit_at_k_ci", "ranking"):
+            metrics[key][name] = t[key][name]
+        metrics["by_theme"] += [r for r in t["by_theme"] if r["selector"] == name]
+        metrics["tuned"] = tune_report
     metrics["cost"] = measure_cost(sel, val_items or list(items), n_frames, max_side, budget_s=budget_s)
     write_json(metrics, out / "selection_metrics.json")
     return metrics
@@ -379,6 +399,11 @@ def hit_rows(metrics: dict) -> list[dict]:
             ci = metrics["hit_at_k_ci"][name][k] or [None, None]
             rows.append({"selector": name, "k": int(k), "hit": v, "ci_low": ci[0], "ci_high": ci[1], "n": metrics["n"]})
     return rows
+
+
+def tune_rows(metrics: dict) -> list[dict]:
+    """The contrastive tuning's held-out curve as rows (step, loss, hit_at_4, hit_at_8, auc, mrr)."""
+    return list((metrics.get("tuned") or {}).get("curve", []))
 
 
 def curve_rows(metrics: dict) -> list[dict]:

@@ -8,7 +8,7 @@ PKG = Path(__file__).resolve().parent.parent / "roadbuddy_utils"
 MODULES = sorted(p for p in PKG.rglob("*.py") if p.name not in ("__init__.py", "__main__.py"))
 
 # Reports and orchestration: nothing below them may import them.
-REPORTING = {"evaluate", "plots", "results", "report", "runner", "explore", "selection_run"}
+REPORTING = {"evaluate", "plots", "results", "report", "runner", "explore", "selection_run", "selection_tune"}
 # Answering and training loops (single clip) and the multi-camera loop.
 LOOPS = {"infer", "train", "multiview.run"}
 # data, video, models: the bottom layers.
