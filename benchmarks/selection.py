@@ -3,6 +3,7 @@
     python -m roadbuddy_utils demo-data outputs/demo/data && python benchmarks/selection.py outputs/demo/data
     python -m roadbuddy_utils demo-data outputs/brief/data --variant brief && python benchmarks/selection.py outputs/brief/data
     python benchmarks/selection.py outputs/brief/data --cost-only --embedding-size base
+    python benchmarks/selection.py outputs/brief/data --tune-steps 300    # + the contrastively tuned SigLIP twin
 
 The hit rates are 02's (``selection_run.run_selection`` with ``frame_mode: select``, learned scorer
 trained on the train side of the grouped split, ``features=auto``: tiny SigLIP and tiny InternVL
@@ -48,6 +49,8 @@ def main() -> None:
     ap.add_argument("--cost-only", action="store_true")
     ap.add_argument("--embedding-size", choices=["tiny", "base"], default="tiny")
     ap.add_argument("--cost-videos", type=int, default=12)
+    ap.add_argument("--tune-steps", type=int, default=0, help="also tune the embedding model contrastively (LoRA)")
+    ap.add_argument("--tune-lr", type=float, default=2e-3)
     args = ap.parse_args()
 
     import torch
@@ -69,13 +72,18 @@ def main() -> None:
         print(json.dumps(cost | {"embedding": args.embedding_size, "threads": args.threads}, indent=1))
         return
     m = run_selection(items, split, SelectorConfig(scorer="learned", features="auto", vlm_model="tiny:internvl"),
-                      args.n_frames, out, out / "cache", vlm_max_pixels=12544, n_boot=1000)
+                      args.n_frames, out, out / "cache", vlm_max_pixels=12544, n_boot=1000, tune_steps=args.tune_steps,
+                      tune_options={"lr": args.tune_lr, "trainable": "lora"})
     print(f"{args.data}: {m['n']} validation questions, {m['n_videos']} videos, {time.perf_counter() - t0:.0f} s\n")
     print("| selector | k | hit | 95 % interval (by video) |\n|---|---|---|---|")
     for r in hit_rows(m):
         print(f"| {r['selector']} | {r['k']} | {r['hit']:.3f} | {r['ci_low']:.3f}-{r['ci_high']:.3f} |")
     print(f"\nkept features: {m['learned']['kept']}; held-out: {json.dumps(m['learned']['heldout'])}")
     print(f"cost: {json.dumps(m['cost'])}")
+    if "tuned" in m:
+        t = m["tuned"]
+        print(f"tuned: held-out hit@4 {t['before']['hit_at_4']} -> {t['best']['hit_at_4']} (step {t['best_step']}), "
+              f"{t['seconds']} s; curve {json.dumps(t['curve'])}")
 
 
 if __name__ == "__main__":
