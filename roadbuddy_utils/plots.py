@@ -115,10 +115,13 @@ def plot_accuracy(summary: pd.DataFrame, chance_level: float | None = None, majo
     if majority is not None:
         ax.axhline(majority, ls=":", color="tab:red", label=f"majority letter {majority:.2f}")
     ax.set_xticks(x, summary["run"], rotation=20, ha="right")
-    ax.set_ylim(0, 1)
+    ax.set_ylim(0, 1.18)  # headroom: the legend sits above the bars, never over a bar or its interval
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("accuracy (95% CI, by video)")
+    for xi, a in zip(x, acc):
+        ax.text(xi, 0.02, f"{a:.2f}", ha="center", va="bottom", color="white", fontsize=8)
     if chance_level is not None or majority is not None:
-        ax.legend(loc="upper right")
+        ax.legend(loc="upper center", ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
