@@ -605,7 +605,9 @@ def plot_history(metrics: dict):
     a.set(xlabel="step", ylabel="training loss", title="loss (mean since previous evaluation)")
     b.plot([0] + steps, [metrics["val_accuracy_before"]] + [r["val_accuracy"] for r in h], "o-", label="validation")
     b.axhline(metrics["chance"], color="grey", ls="--", label="chance")
-    b.set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title="validation accuracy (likelihood scorer)")
+    vf = metrics.get("val_frames") or {}
+    frames = f"{vf['k']} frames chosen by {vf['selector']}" if vf.get("frame_mode") == "select" else "uniform frames"
+    b.set(xlabel="step", ylabel="accuracy", ylim=(0, 1), title=f"validation accuracy (likelihood scorer, {frames})")
     b.legend()
     fig.tight_layout()
     return fig
