@@ -132,7 +132,13 @@ def headline_frames(ctx: dict) -> str:
         records = [json.loads(l) for l in path.read_text(encoding="utf-8").splitlines() if l.strip()]
     except ValueError as e:
         raise Unavailable(f"{path.name}: malformed line ({e})") from None
-    return _pairs([("videos", _num(len(records))), ("failed", _num(sum(bool(r.get("error")) for r in records)))])
+    pairs = [("videos", _num(len(records))), ("failed", _num(sum(bool(r.get("error")) for r in records)))]
+    sel = ctx["run_dir"] / "selection_metrics.json"
+    if sel.is_file():  # frame_mode select: support-window hit@4 per selector on the validation side
+        m = _json(sel, ctx["since"])
+        hits = {k: (v or {}).get("4") for k, v in (m.get("hit_at_k") or {}).items() if k != "learned"}
+        pairs += [("validation n", _num(m.get("n")))] + [(f"hit@4 {k}", _num(v)) for k, v in hits.items()]
+    return _pairs(pairs)
 
 
 def headline_zero_shot(ctx: dict) -> str:
@@ -165,7 +171,9 @@ def headline_train(ctx: dict) -> str:
     return _pairs([("val accuracy", f"{_num(m.get('val_accuracy_before'))} &rarr; {_num(m.get('val_accuracy_best'))}"),
                    ("chance", _num(m.get("chance"))), ("steps", _num(m.get("steps"))),
                    ("train / val questions", f"{_num(m.get('n_train'))} / {_num(m.get('n_val'))}"),
-                   ("training time", _duration(m.get("train_runtime_s")))])
+                   ("training time", _duration(m.get("train_runtime_s")))]
+                  + ([("validation frames", f"{html.escape(str(vf.get('selector')))}, hit@{_num(vf.get('k'))} {_num(vf.get('hit_at_k'))}")]
+                     if (vf := m.get("val_frames") or {}).get("frame_mode") == "select" else []))
 
 
 def headline_eval(ctx: dict) -> str:

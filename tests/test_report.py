@@ -370,3 +370,27 @@ def test_index_in_headless_chromium(profile, tmp_path):
         docs = REPO / "docs"
         docs.mkdir(exist_ok=True)
         (docs / "index_demo.png").write_bytes(_small_png(img))
+
+
+def test_selection_headlines_for_02_and_04(tmp_path):
+    """02 with frame_mode select shows hit@4 per selector (not the 'learned' alias twice); 04 validated on
+    selected frames says so; plain runs show neither."""
+    run = tmp_path / "02"
+    run.mkdir()
+    write_jsonl([{"video_path": "a.mp4", "error": None}], run / "frames_index.jsonl")
+    assert "hit@4" not in report.headline_frames({"run_dir": run, "since": None})
+    write_json({"n": 120, "hit_at_k": {"uniform": {"4": 0.358, "8": 0.717}, "learned[embedding]": {"4": 0.908},
+                                       "learned": {"4": 0.908}}}, run / "selection_metrics.json")
+    text = re.sub("<[^>]+>", " ", report.headline_frames({"run_dir": run, "since": None}))
+    assert "hit@4 uniform  0.358" in text and "hit@4 learned[embedding]  0.908" in text
+    assert "hit@4 learned " not in text and "validation n  120" in text
+    t = tmp_path / "04"
+    t.mkdir()
+    base = {"val_accuracy_before": 0.46, "val_accuracy_best": 0.94, "chance": 0.36, "steps": 800, "n_train": 480,
+            "n_val": 120, "train_runtime_s": 210.6}
+    write_json(base | {"val_frames": {"frame_mode": "uniform", "k": 4}}, t / "metrics.json")
+    assert "validation frames" not in report.headline_train({"run_dir": t, "since": None})
+    write_json(base | {"val_frames": {"frame_mode": "select", "k": 4, "selector": "learned[embedding]",
+                                      "hit_at_k": 0.908}}, t / "metrics.json")
+    text = re.sub("<[^>]+>", " ", report.headline_train({"run_dir": t, "since": None}))
+    assert "validation frames  learned[embedding], hit@4 0.908" in text
