@@ -210,11 +210,27 @@ def hit_rate_figure(metrics: dict):
     return fig
 
 
-def selection_curve_figure(curve: pd.DataFrame):
-    """The learned scorer's held-out hit@4 / AUC / MRR against the number of training questions."""
+def _curve_axes(curve: pd.DataFrame, empty: str):
+    """(figure, axes) of a held-out curve; axes None (and the figure says ``empty``) when there is none."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     if curve.empty:
-        ax.axis("off"); ax.text(0.5, 0.5, "no learned scorer trained in this run", ha="center")
+        ax.axis("off"); ax.text(0.5, 0.5, empty, ha="center")
+        return fig, None
+    return fig, ax
+
+
+def _finish_curve(fig, ax, title: str, **legend):
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, **legend)
+    fig.tight_layout()
+    return fig
+
+
+def selection_curve_figure(curve: pd.DataFrame):
+    """The learned scorer's held-out hit@4 / AUC / MRR against the number of training questions."""
+    fig, ax = _curve_axes(curve, "no learned scorer trained in this run")
+    if ax is None:
         return fig
     for (feat, g), ls in zip(curve.groupby("features"), ["-", "--", ":"]):
         for metric, c in (("hit_at_4", "tab:blue"), ("auc", "tab:orange"), ("mrr", "tab:green")):
@@ -223,30 +239,21 @@ def selection_curve_figure(curve: pd.DataFrame):
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("training questions")
-    ax.set_ylim(0, 1.05)
-    ax.set_title("learned scorer on held-out training videos", fontsize=9)
-    ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    return fig
+    return _finish_curve(fig, ax, "learned scorer on held-out training videos", ncol=2)
 
 
 def tune_curve_figure(curve: pd.DataFrame):
     """Contrastive tuning of the embedding model: held-out hit@4 / MRR and the training loss per step."""
-    fig, ax = plt.subplots(figsize=(6, 3.2))
-    if curve.empty:
-        ax.axis("off"); ax.text(0.5, 0.5, "the embedding model was not tuned in this run", ha="center")
+    fig, ax = _curve_axes(curve, "the embedding model was not tuned in this run")
+    if ax is None:
         return fig
     for metric, c in (("hit_at_4", "tab:blue"), ("mrr", "tab:green"), ("auc", "tab:orange")):
         ax.plot(curve["step"], curve[metric], marker="o", color=c, label=metric)
     ax.set_xlabel("step")
-    ax.set_ylim(0, 1.05)
     loss = curve.dropna(subset=["loss"])
     if len(loss):
         ax2 = ax.twinx()
         ax2.plot(loss["step"], loss["loss"], "--", color="grey", label="training loss")
         ax2.set_ylabel("loss", fontsize=8)
         ax2.legend(fontsize=7, loc="lower right")
-    ax.set_title("embedding model tuned on support_frames: held-out training videos", fontsize=9)
-    ax.legend(fontsize=7, loc="center right")
-    fig.tight_layout()
-    return fig
+    return _finish_curve(fig, ax, "embedding model tuned on support_frames: held-out training videos", loc="center right")
