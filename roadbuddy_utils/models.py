@@ -194,12 +194,7 @@ class VLM:
             from peft import PeftModel
 
             model = PeftModel.from_pretrained(model, cfg.adapter_path)
-        model.eval()
-        processor = AutoProcessor.from_pretrained(path)
-        processor.tokenizer.padding_side = "left"
-        vlm = cls(model, processor, cfg, FAMILIES[model_type], path)
-        vlm.letter_ids = vlm._letter_ids()
-        return vlm
+        return cls.from_model(model, AutoProcessor.from_pretrained(path), cfg, FAMILIES[model_type], path)
 
     @classmethod
     def from_model(cls, model, processor, cfg: ModelConfig, family: str | None = None, path: str = "") -> "VLM":
