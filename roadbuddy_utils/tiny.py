@@ -76,18 +76,24 @@ def _corpus() -> list[str]:
     return lines * 3
 
 
-def build_tokenizer(family: str, vocab_size: int = 600):
-    """Byte-level BPE trained on the demo texts, with the family's special tokens and chat template."""
+def _train_bpe(special: list[str], vocab_size: int = 600):
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on the demo texts with these special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
 
-    special = INTERNVL_SPECIAL if family == "internvl" else QWEN_SPECIAL
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=special,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(_corpus(), trainer)
+    return tok
+
+
+def build_tokenizer(family: str, vocab_size: int = 600):
+    """Byte-level BPE trained on the demo texts, with the family's special tokens and chat template."""
+    from transformers import PreTrainedTokenizerFast
+
+    tok = _train_bpe(INTERNVL_SPECIAL if family == "internvl" else QWEN_SPECIAL, vocab_size)
     extra = {}
     if family == "internvl":
         extra = {"start_image_token": "<img>", "end_image_token": "</img>",
@@ -190,16 +196,10 @@ def _qwen_ids(tok) -> dict:
 def _build_siglip(_tok=None):
     """A tiny random SigLIP; its tokenizer is the same kind of local byte-level BPE as the VLMs'
     (right-padded to ``max_length`` as SigLIP was trained: the text pooler reads the last position)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import (PreTrainedTokenizerFast, SiglipConfig, SiglipImageProcessor, SiglipModel,
                               SiglipProcessor)
 
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    special = ["<pad>", "</s>", "<unk>"]
-    tok.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=600, special_tokens=special, show_progress=False,
-                                                           initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    tok = _train_bpe(["<pad>", "</s>", "<unk>"])
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
                                    padding_side="right", model_max_length=64)
     config = SiglipConfig(
