@@ -129,6 +129,13 @@ class Example:
     fps: float | None = None
     total_frames: int | None = None  # frames in the whole clip (Qwen's video metadata)
 
+    @classmethod
+    def of(cls, item: Item, sample: FrameSample | None) -> "Example":
+        """The question with a sample's frames and times (text only when there is no sample)."""
+        if sample is None:
+            return cls(item, None)
+        return cls(item, sample.frames, sample.timestamps, sample.frame_indices, sample.info.fps, sample.info.n_frames)
+
 
 def shard_items(items: Sequence[Item], shard_index: int, num_shards: int) -> list[Item]:
     """Split by video (sorted), so a clip is decoded by one shard only."""
@@ -273,8 +280,7 @@ def _load_frames(video: str, cfg: InferConfig, sampling: SamplingConfig,
 def _examples(its: Sequence[Item], samples: Sequence[FrameSample | None], cfg: InferConfig) -> tuple[list[Example], list]:
     """One example per question with its own frames (one clip's questions share them unless selected)."""
     presented = [present(it, cfg) for it in its]
-    examples = [Example(p, s.frames, s.timestamps, s.frame_indices, s.info.fps, s.info.n_frames) if s is not None
-                else Example(p, None) for (p, _), s in zip(presented, samples)]
+    examples = [Example.of(p, s) for (p, _), s in zip(presented, samples)]
     return examples, [m for _, m in presented]
 
 

@@ -187,16 +187,27 @@ class EmbeddingModel:
     def name(self) -> str:
         return f"embedding:{self.model_id}"
 
+    def image_tensor(self, frames) -> "torch.Tensor":
+        """L2-normalised image embeddings of one batch of frames, as a float tensor (gradients flow
+        when enabled: selection_tune trains through it)."""
+        import torch.nn.functional as F
+
+        pv = self.processor(images=list(frames), return_tensors="pt")["pixel_values"].to(self.model.device,
+                                                                                        self.model.dtype)
+        return F.normalize(_pooled(self.model.get_image_features(pixel_values=pv)).float(), dim=-1)
+
+    def text_tensor(self, texts: Sequence[str]) -> "torch.Tensor":
+        """L2-normalised text embeddings, as a float tensor (see ``image_tensor``)."""
+        import torch.nn.functional as F
+
+        return F.normalize(_pooled(self.model.get_text_features(**self.tokenize(texts))).float(), dim=-1)
+
     def image_features(self, frames: np.ndarray) -> np.ndarray:
         import torch
 
-        out = []
         with torch.inference_mode():
-            for k in range(0, len(frames), self.batch_size):
-                batch = self.processor(images=list(frames[k:k + self.batch_size]), return_tensors="pt")
-                pv = batch["pixel_values"].to(self.model.device, self.model.dtype)
-                out.append(_pooled(self.model.get_image_features(pixel_values=pv)).float().cpu().numpy())
-        return _normalise(np.concatenate(out))
+            return np.concatenate([self.image_tensor(frames[k:k + self.batch_size]).cpu().numpy()
+                                   for k in range(0, len(frames), self.batch_size)])
 
     def tokenize(self, texts: Sequence[str]):
         """Token ids on the model's device, padded as the checkpoint was trained."""
@@ -215,8 +226,7 @@ class EmbeddingModel:
         todo = [t for t in dict.fromkeys(texts) if t not in self._text]
         if todo:
             with torch.inference_mode():
-                v = _pooled(self.model.get_text_features(**self.tokenize(todo))).float().cpu().numpy()
-            self._text.update(zip(todo, _normalise(v)))
+                self._text.update(zip(todo, self.text_tensor(todo).cpu().numpy()))
         return np.stack([self._text[t] for t in texts])
 
 
@@ -342,6 +352,13 @@ class Selection:
         return {k: (round(v, 2) if k.endswith("_ms") else v) for k, v in asdict(self).items()}
 
 
+def decode_candidates(video, cfg: SelectorConfig, cache: FrameCache | None = None, max_candidates: int | None = None,
+                      backends: Sequence[str] = DEFAULT_BACKENDS) -> FrameSample:
+    """A clip's dense candidates (``candidate_fps``, at most ``max_candidates``, ``max_side`` px), cached."""
+    return sample_frames(video, SamplingConfig("uniform", n_frames=1, max_side=cfg.max_side), cache=cache,
+                         backends=backends, selector=dense_selector(cfg.candidate_fps, max_candidates or cfg.max_candidates))
+
+
 class FrameSelector:
     """Candidates, features and scores per clip (kept in memory for the clip's other questions)."""
 
@@ -402,9 +419,7 @@ class FrameSelector:
         cand, feats, ms = self._clips.get(key, (None, {}, 0.0))
         try:
             if kind not in feats:
-                cand = sample_frames(video, SamplingConfig("uniform", n_frames=1, max_side=self.cfg.max_side),
-                                     cache=self.cache, backends=self.backends,
-                                     selector=dense_selector(self.cfg.candidate_fps, m))
+                cand = decode_candidates(video, self.cfg, self.cache, m, self.backends)
                 feats[kind] = self.feature_model(kind).image_features(cand.frames)
                 cand.frames = None
         except (VideoReadError, ValueError) as e:

@@ -140,11 +140,13 @@ def fit_learned(rows: Sequence[Row], cfg: SelectorConfig, kind: str, feature_mod
     return LearnedScorer(meta, arrays)
 
 
-def _split_videos(rows: Sequence[Row], fraction: float, seed: int) -> tuple[list[Row], list[Row]]:
-    videos = sorted({r.item.video_rel for r in rows})
+def split_videos(rows: Sequence, fraction: float, seed: int, video: Callable = lambda r: r.item.video_rel
+                 ) -> tuple[list, list]:
+    """(kept, held out): ``fraction`` of the videos (at least one) held out with all their questions."""
+    videos = sorted({video(r) for r in rows})
     order = np.random.default_rng(seed).permutation(len(videos))
     held = {videos[k] for k in order[:max(1, int(round(fraction * len(videos))))]}
-    return [r for r in rows if r.item.video_rel not in held], [r for r in rows if r.item.video_rel in held]
+    return [r for r in rows if video(r) not in held], [r for r in rows if video(r) in held]
 
 
 def train_learned(selector: FrameSelector, train_items: Sequence[Item], cfg: SelectorConfig, kinds: Sequence[str],
@@ -162,7 +164,7 @@ def train_learned(selector: FrameSelector, train_items: Sequence[Item], cfg: Sel
                          "or use selector_scorer 'embedding' / 'uniform'")
     t0 = time.perf_counter()
     rows, failed = candidate_rows(selector, with_support, kinds, progress, log)
-    inner, held = _split_videos(rows, holdout_fraction, seed)
+    inner, held = split_videos(rows, holdout_fraction, seed)
     report = {"n_train_questions": len(rows), "n_failed": len(failed), "n_inner": len(inner), "n_heldout": len(held),
               "heldout": {}, "curve": {}}
     rng = np.random.default_rng(seed)

@@ -24,50 +24,29 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .data import Item
-from .frames import FrameCache, SamplingConfig, VideoReadError, dense_selector, sample_frames
-from .selection import EmbeddingModel, SelectorConfig, _pooled, near_support, question_text
+from .frames import FrameCache, VideoReadError
+from .selection import EmbeddingModel, SelectorConfig, decode_candidates, near_support, question_text
+from .selection_run import Row, evaluate_rows, split_videos
 
 LORA_TARGETS = r".*encoder\.layers\.\d+\.self_attn\.(q_proj|k_proj|v_proj|out_proj)$"  # SigLIP and CLIP, both towers
 
 
 def clip_candidates(item: Item, cfg: SelectorConfig, cache: FrameCache | None):
     """(frames, times, n_total, fps) of the clip's dense candidates: the frames 03's selector scores."""
-    s = sample_frames(item.video_path, SamplingConfig("uniform", n_frames=1, max_side=cfg.max_side), cache=cache,
-                      selector=dense_selector(cfg.candidate_fps, cfg.max_candidates))
+    s = decode_candidates(item.video_path, cfg, cache)
     return s.frames, np.asarray(s.timestamps, float), s.info.n_frames, s.info.fps
-
-
-def _split(items: Sequence[Item], fraction: float, seed: int) -> tuple[list[Item], list[Item]]:
-    videos = sorted({it.video_rel for it in items})
-    order = np.random.default_rng(seed).permutation(len(videos))
-    held = {videos[k] for k in order[:max(1, int(round(fraction * len(videos))))]}
-    return [it for it in items if it.video_rel not in held], [it for it in items if it.video_rel in held]
-
-
-def _image_embeddings(emb: EmbeddingModel, frames) -> "torch.Tensor":
-    import torch.nn.functional as F
-
-    pv = emb.processor(images=list(frames), return_tensors="pt")["pixel_values"].to(emb.model.device, emb.model.dtype)
-    return F.normalize(_pooled(emb.model.get_image_features(pixel_values=pv)).float(), dim=-1)
-
-
-def _text_embeddings(emb: EmbeddingModel, texts: Sequence[str]) -> "torch.Tensor":
-    import torch.nn.functional as F
-
-    return F.normalize(_pooled(emb.model.get_text_features(**emb.tokenize(texts))).float(), dim=-1)
 
 
 def heldout_metrics(emb: EmbeddingModel, clips: list[tuple], cfg: SelectorConfig) -> dict:
     """hit@4 / hit@8 / AUC / MRR of the model's cosine scores on held-out clips (02's measures)."""
     import torch
 
-    from .selection_run import Row, evaluate_rows
 
     rows = []
     with torch.inference_mode():
         for it, frames, times, n_total, fps in clips:
-            feats = _image_embeddings(emb, frames).cpu().numpy()
-            text = _text_embeddings(emb, [question_text(it, cfg.with_choices)])[0].cpu().numpy()
+            feats = emb.image_tensor(frames).cpu().numpy()
+            text = emb.text_tensor([question_text(it, cfg.with_choices)])[0].cpu().numpy()
             rows.append(Row(it, times, {"embedding": feats @ text}, near_support(times, it.support_frames, cfg.window_s),
                             n_total, fps))
     return evaluate_rows(rows, lambda r: r.feats["embedding"], cfg)
@@ -108,10 +87,7 @@ def finetune_embedding(train_items: Sequence[Item], cfg: SelectorConfig, output_
             clips.append((it, frames, times, n_total, fps))
     if failed:
         log(f"{len(failed)} training question(s) without candidates left out of tuning")
-    inner_items, held_items = _split([c[0] for c in clips], holdout_fraction, seed)
-    inner_ids = {it.id for it in inner_items}
-    inner = [c for c in clips if c[0].id in inner_ids]
-    held = [c for c in clips if c[0].id not in inner_ids]
+    inner, held = split_videos(clips, holdout_fraction, seed, video=lambda c: c[0].video_rel)
     if not inner or not held:
         raise ValueError(f"contrastive tuning needs training and held-out clips with a candidate near a support time; "
                          f"got {len(inner)} and {len(held)} (too few training videos?)")
@@ -143,8 +119,8 @@ def finetune_embedding(train_items: Sequence[Item], cfg: SelectorConfig, output_
             images += list(frames[keep])
             owners += [j] * len(keep)
             labels += list(near[keep])
-        img = _image_embeddings(emb, images)
-        txt = _text_embeddings(emb, [question_text(it, cfg.with_choices) for it, *_ in batch])
+        img = emb.image_tensor(images)
+        txt = emb.text_tensor([question_text(it, cfg.with_choices) for it, *_ in batch])
         owners_t, labels_t = torch.tensor(owners), torch.tensor(labels)
         logits = (img * txt[owners_t]).sum(-1) / temperature
         loss = 0.0

@@ -404,9 +404,7 @@ def selected_examples(items: list[Item], scfg: SelectorConfig, vlm, cache: Frame
         s, sel = selector.select_or_uniform(it, n_frames, max_side)
         if s is None:
             log(f"{it.id}: {sel.error} (validated from text alone)")
-            examples.append(Example(it, None))
-        else:
-            examples.append(Example(it, s.frames, s.timestamps, s.frame_indices, s.info.fps, s.info.n_frames))
+        examples.append(Example.of(it, s))
         if sel.fallback:
             log(f"{it.id}: selection fell back to uniform frames: {sel.error}")
         if it.support_frames and sel.timestamps:
