@@ -224,6 +224,7 @@ def train_step(vlm, examples, n_frames: int, meter: Meter, lora_r: int = 32) -> 
     from transformers import Trainer, TrainingArguments
 
     from roadbuddy_utils import hardware
+    from roadbuddy_utils.qlora import prepare_quantized_for_training
     from roadbuddy_utils.train import (Collator, TrainConfig, apply_trainable, float32_trainable, trainable_counts,
                                        training_precision)
 
@@ -235,10 +236,8 @@ def train_step(vlm, examples, n_frames: int, meter: Meter, lora_r: int = 32) -> 
     cuda = device.type == "cuda"
     precision = training_precision(tcfg, hardware.device_capability(device) if cuda else None, cuda)
     model = vlm.model
-    if quantized:  # QLoRA: frozen 4-bit base, norms and embeddings in float32
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    if quantized:  # QLoRA: the inference phases above may have packed the 4-bit weights for the CPU
+        model = prepare_quantized_for_training(model)
     model = apply_trainable(model, vlm.family, tcfg)
     float32_trainable(model)
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})

@@ -42,6 +42,7 @@ from . import hardware
 from .data import Item
 from .frames import FrameCache, SamplingConfig, VideoReadError, sample_frames
 from .infer import Example, eval_items
+from .qlora import keep_4bit_unpacked, prepare_quantized_for_training
 from .selection import FrameSelector, SelectorConfig, near_support
 from .util import write_json, write_jsonl
 
@@ -440,6 +441,8 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
                        device=f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else "cpu")
     precision = training_precision(cfg, hardware.device_capability(mcfg.device), cuda)
     vlm = VLM.load(mcfg)
+    if cfg.quantization != "none":  # validation before, during and after training on the layout training uses
+        keep_4bit_unpacked(vlm.model)
     cache = FrameCache(cfg.cache_dir) if cfg.cache_dir else None
     pool_cfg = SamplingConfig("support", n_frames=cfg.pool_frames, min_frames=cfg.pool_frames,
                               max_frames=cfg.pool_frames, support_window_s=0.0, max_side=mcfg.max_side)
@@ -463,9 +466,7 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
     set_seed(cfg.seed)  # LoRA initialisation must not depend on what ran before (a model build, a cache miss)
     model = vlm.model
     if cfg.quantization != "none":  # QLoRA: frozen quantized base, norms / embeddings in float32
-        from peft import prepare_model_for_kbit_training
-
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)  # enabled below
+        model = prepare_quantized_for_training(model)
     model = apply_trainable(model, vlm.family, cfg)
     float32_trainable(model)
     counts = trainable_counts(model)

@@ -177,3 +177,45 @@ def test_full_training_of_a_quantized_model_is_refused():
 
     with pytest.raises(ValueError, match="'full' cannot train 4bit"):
         TrainConfig(trainable=("full",), quantization="4bit")
+
+
+def _cpu_packs_4bit() -> bool:
+    from bitsandbytes.functional import has_avx512bf16
+
+    return bool(has_avx512bf16())
+
+
+@pytest.mark.skipif(not _cpu_packs_4bit(), reason="this CPU lacks AVX512-BF16: bitsandbytes 0.50.2 never packs 4-bit "
+                                                   "weights for it, so the packed path cannot be exercised here")
+def test_qlora_after_an_eval_pass_that_packed_the_weights():
+    """bitsandbytes packs 4-bit weights for the CPU on the first eval-mode forward (AVX512-BF16 only): a model
+    that then trains must be brought back first (train.prepare_quantized_for_training)."""
+    from roadbuddy_utils.qlora import prepare_quantized_for_training
+    from roadbuddy_utils.train import Collator, TrainConfig, apply_trainable, float32_trainable
+
+    vlm = VLM.load(ModelConfig("tiny:qwen2_5_vl", quantization="4bit", device="cpu"))  # its own copy: it trains
+    layers = [m for m in vlm.model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    before = vlm.answer([_ex()], scoring="likelihood")[0]["scores"]
+    assert all(m.weight.quant_state.packing_format_for_cpu for m in layers)  # the fast inference layout
+    cfg = TrainConfig(model="tiny:qwen2_5_vl", trainable=("lora",), loss="tokens", lora_dropout=0.0, n_frames=4,
+                      quantization="4bit", lr=5e-2)
+    model = apply_trainable(prepare_quantized_for_training(vlm.model), vlm.family, cfg)
+    float32_trainable(model)
+    assert not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers)
+    b0 = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr)
+    model.train()
+    batch = Collator(vlm, cfg)([_ex(), _ex(2, seed=1)])
+    for _ in range(2):
+        loss = model(**batch).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        assert torch.isfinite(loss)
+    assert any(float((p.detach() - b0[n]).abs().max()) > 0 for n, p in model.named_parameters() if n in b0)
+    model.eval()
+    vlm.model = model
+    after = vlm.answer([_ex()], scoring="likelihood")[0]
+    assert after["error"] is None and all(np.isfinite(v) for v in after["scores"].values())
+    assert after["scores"] != before  # the trained adapter answers
+    assert not any(getattr(m.weight.quant_state, "packing_format_for_cpu", False) for m in layers)  # stays unpacked
