@@ -34,11 +34,12 @@ def main():
     os.environ.setdefault("RB_TINY_CACHE", str(tmp / "tiny"))
     import torch
 
-    from roadbuddy_utils.data import load_items
-    from roadbuddy_utils.demo_data import DemoConfig, generate
-    from roadbuddy_utils.frames import SamplingConfig, sample_frames
-    from roadbuddy_utils.infer import Example
-    from roadbuddy_utils.models import VLM, ModelConfig
+    from roadbuddy_utils.data.questions import load_items
+    from roadbuddy_utils.demo.dataset import DemoConfig, generate
+    from roadbuddy_utils.models.config import ModelConfig
+    from roadbuddy_utils.models.example import Example
+    from roadbuddy_utils.models.vlm import VLM
+    from roadbuddy_utils.video.frames import SamplingConfig, sample_frames
 
     torch.set_num_threads(os.cpu_count() or 1)
     generate(tmp / "data", DemoConfig(seed=1, n_train_videos=max(4, args.questions // 2), n_public_videos=1,

@@ -32,10 +32,13 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    from roadbuddy_utils import evaluate, results, selection
-    from roadbuddy_utils.infer import InferConfig, eval_items, run_inference
-    from roadbuddy_utils.models import VLM, ModelConfig
-    from roadbuddy_utils.train import config_from, train
+    from roadbuddy_utils.answer.batch import InferConfig, run_inference
+    from roadbuddy_utils.data.split import eval_items
+    from roadbuddy_utils.evaluate import compare, results
+    from roadbuddy_utils.models.config import ModelConfig
+    from roadbuddy_utils.models.vlm import VLM
+    from roadbuddy_utils.selection import selector
+    from roadbuddy_utils.train.finetune import config_from, train
 
     root = Path(args.data) / "traffic_buddy_train+public_test"
     out = Path(args.out)
@@ -54,15 +57,15 @@ def main() -> int:
                                max_pixels=recipe["max_pixels"]))
     paths = {}
     for name in ("uniform", "select"):
-        sel = selection.config_for_mode(name, scorer="learned", path=args.scorer)
+        sel = selector.config_for_mode(name, scorer="learned", path=args.scorer)
         run_inference(items, vlm, InferConfig(batch_size=8, cache_dir=str(out / "cache"), selector=sel),
                       out / f"03_{name}", progress=False)
         paths[name] = out / f"03_{name}" / "predictions.jsonl"
     runs = results.load_runs(list(paths.values()), list(paths))
     for name, df in runs.items():
-        acc, lo, hi = evaluate.bootstrap_ci(df)
+        acc, lo, hi = compare.bootstrap_ci(df)
         print(f"{name}: accuracy {acc:.3f} [{lo:.3f}, {hi:.3f}] (n {len(df)})")
-    d = evaluate.paired_comparison(runs["uniform"], runs["select"])
+    d = compare.paired_comparison(runs["uniform"], runs["select"])
     print(json.dumps({k: v for k, v in d.items() if not isinstance(v, list)}, default=str))
     return 0
 

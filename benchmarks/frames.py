@@ -21,16 +21,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from roadbuddy_utils import frames as F
-from roadbuddy_utils.demo_data import render_clip
-from roadbuddy_utils.video_io import draw_barcode, read_barcode, write_video
+from roadbuddy_utils.demo.dataset import render_clip
+from roadbuddy_utils.video import frames as F
+from roadbuddy_utils.video.clips import draw_barcode, read_barcode, write_video
 
 
 def make_clip(path: Path, seed: int, kind: str = "road") -> Path:
     """``road``: the demo scene (events appearing cut in -> x264 inserts scene-cut keyframes);
     ``texture``: a scrolling random texture with no scene cuts (keyframes only every 250 frames)."""
     if kind == "texture":
-        from roadbuddy_utils.video_io import barcode_clip
+        from roadbuddy_utils.video.clips import barcode_clip
 
         return barcode_clip(path, n_frames=300, fps=30, size=(1280, 720))
     rng = np.random.default_rng(seed)

@@ -6,7 +6,7 @@
 Per model (``--families``: InternVL3-8B-hf, Qwen2.5-VL-7B-Instruct, Qwen3-VL-8B-Instruct from their
 real config files in tests/fixtures/configs, or ``--model DIR``) and precision (``--dtypes``:
 bfloat16, float16, 4bit on a GPU as it allows; float32 and 4bit on the CPU), with random weights
-built by ``roadbuddy_utils.random_init`` (no download; real vocabulary, real processor settings):
+built by ``roadbuddy_utils.models.random_init`` (no download; real vocabulary, real processor settings):
 
 * ``build``: seconds to build the model on the device (random init; 4-bit: quantized in memory as
   ``from_pretrained`` would), parameters, GPU memory the weights take and the peak while building;
@@ -63,7 +63,7 @@ EIGHT_B = (7.0e9, 9.5e9)  # parameters of "an 8 B model" (Qwen2.5-VL-7B has 8.29
 # ---------------------------------------------------------------------------------------------- inputs
 def frame_shape(max_pixels: int, source=(1080, 1920)) -> tuple[int, int]:
     """(H, W) of the frames the sampler returns for a ``source`` clip (decoded at ``ModelConfig.max_side``)."""
-    from roadbuddy_utils.models import ModelConfig
+    from roadbuddy_utils.models.config import ModelConfig
 
     side = ModelConfig("tiny:internvl", max_pixels=max_pixels).max_side
     return round(source[0] * side / source[1]), side
@@ -71,8 +71,8 @@ def frame_shape(max_pixels: int, source=(1080, 1920)) -> tuple[int, int]:
 
 def make_examples(n: int, n_frames: int, max_pixels: int, seed: int = 0) -> list:
     """``n`` four-choice questions on 10 s, 30 fps clips with ``n_frames`` random frames each (gold A)."""
-    from roadbuddy_utils.data import Item
-    from roadbuddy_utils.infer import Example
+    from roadbuddy_utils.data.questions import Item
+    from roadbuddy_utils.models.example import Example
 
     h, w = frame_shape(max_pixels)
     rng = np.random.default_rng(seed)
@@ -118,7 +118,7 @@ class Meter:
 
 
 def failure(err: BaseException) -> dict:
-    from roadbuddy_utils.hardware import is_oom
+    from roadbuddy_utils.machine.hardware import is_oom
 
     text = (str(err).strip().splitlines() or [""])[0][:300]
     return {"status": "oom" if is_oom(err) else "error", "error": f"{type(err).__name__}: {text}"}
@@ -126,7 +126,7 @@ def failure(err: BaseException) -> dict:
 
 def run_phase(record: dict, name: str, fn, save=None) -> dict:
     """``record[name]`` = fn()'s numbers with status ok, or the failure (out-of-memory or error); never raises."""
-    from roadbuddy_utils.hardware import free_memory
+    from roadbuddy_utils.machine.hardware import free_memory
 
     t0 = time.perf_counter()
     try:
@@ -146,7 +146,7 @@ def percentiles(values: list[float]) -> dict:
 
 def time_scoring(vlm, examples, scoring: str, batches, repeats: int, new_tokens: int, meter: Meter) -> dict:
     """Seconds per question for each batch size (stopping after the first out-of-memory) and the best batch."""
-    from roadbuddy_utils.hardware import free_memory
+    from roadbuddy_utils.machine.hardware import free_memory
 
     def call(chunk):
         if scoring == "likelihood":
@@ -186,8 +186,8 @@ def count_tokens(vlm, example, n_frames: int) -> dict:
     """Visual and prompt tokens of one question (the processor on the CPU) and the planner's visual count."""
     import torch
 
-    from roadbuddy_utils import plan
-    from roadbuddy_utils.plan_inputs import read_checkpoint
+    from roadbuddy_utils.models import plan
+    from roadbuddy_utils.models.checkpoint import read_checkpoint
 
     cpu = replace(vlm, model=torch.nn.Linear(1, 1))  # same processor and prompt path; tensors stay on the CPU
     ids = cpu.inputs([example])["input_ids"][0]
@@ -205,7 +205,7 @@ def count_tokens(vlm, example, n_frames: int) -> dict:
 
 def planned(vlm, n_frames: int, lora_r: int = 32) -> dict:
     """The memory planner's figures for this model on this device (to set beside the measured peaks)."""
-    from roadbuddy_utils.plan import make_plan
+    from roadbuddy_utils.models.plan import make_plan
 
     cuda = vlm.device.type == "cuda"
     kw = dict(gpus="auto" if cuda else "cpu", dtype=vlm._dtype_name(), quantization=vlm.cfg.quantization,
@@ -223,10 +223,16 @@ def train_step(vlm, examples, n_frames: int, meter: Meter, lora_r: int = 32) -> 
     import torch
     from transformers import Trainer, TrainingArguments
 
-    from roadbuddy_utils import hardware
-    from roadbuddy_utils.qlora import prepare_quantized_for_training
-    from roadbuddy_utils.train import (Collator, TrainConfig, apply_trainable, float32_trainable, trainable_counts,
-                                       training_precision)
+    from roadbuddy_utils.machine import hardware
+    from roadbuddy_utils.train.examples import Collator
+    from roadbuddy_utils.train.finetune import (
+        TrainConfig,
+        apply_trainable,
+        float32_trainable,
+        trainable_counts,
+        training_precision,
+    )
+    from roadbuddy_utils.train.qlora import prepare_quantized_for_training
 
     quantized = vlm.cfg.quantization != "none"
     tcfg = TrainConfig(model=vlm.cfg.model, trainable=("lora",), lora_r=lora_r, lora_alpha=2 * lora_r, loss="tokens",
@@ -276,8 +282,8 @@ def train_step(vlm, examples, n_frames: int, meter: Meter, lora_r: int = 32) -> 
 # ---------------------------------------------------------------------------------------------- one model
 def precision_config(source: str, precision: str, device: str, max_pixels: int, n_frames: int):
     """(ModelConfig, None) for ``precision`` on ``device``, or (None, why it is not measured here)."""
-    from roadbuddy_utils import hardware
-    from roadbuddy_utils.models import ModelConfig
+    from roadbuddy_utils.machine import hardware
+    from roadbuddy_utils.models.config import ModelConfig
 
     cap = None
     if device.startswith("cuda"):
@@ -299,7 +305,7 @@ def precision_config(source: str, precision: str, device: str, max_pixels: int, 
 
 def check_model(run: dict, source: str, precision: str, args, device: str, save) -> dict:
     """Every phase of one model in one precision into ``run`` (each caught on its own); the model is freed afterwards."""
-    from roadbuddy_utils.random_init import random_vlm
+    from roadbuddy_utils.models.random_init import random_vlm
 
     run.update(model=Path(source).name if not source.startswith("tiny:") else source, source=source)
     ph = run["phases"]
@@ -552,8 +558,8 @@ def main(argv=None) -> int:
         return 0
     import torch
 
-    from roadbuddy_utils import hardware
-    from roadbuddy_utils.util import write_json
+    from roadbuddy_utils.common.files import write_json
+    from roadbuddy_utils.machine import hardware
 
     cuda = torch.cuda.is_available()
     device = "cuda" if cuda else "cpu"

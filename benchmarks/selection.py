@@ -26,7 +26,7 @@ def base_siglip(folder: Path) -> str:
     """A random SigLIP of the base checkpoint's size with the tiny twin's tokenizer (timing only)."""
     from transformers import AutoProcessor, SiglipConfig, SiglipModel
 
-    from roadbuddy_utils.tiny import resolve_model_id
+    from roadbuddy_utils.models.tiny import resolve_model_id
 
     if (folder / "config.json").exists():
         return str(folder)
@@ -55,9 +55,10 @@ def main() -> None:
 
     import torch
 
-    from roadbuddy_utils.data import load_items, load_or_make_split, select
-    from roadbuddy_utils.selection import SelectorConfig
-    from roadbuddy_utils.selection_run import feature_selector, hit_rows, measure_cost, run_selection
+    from roadbuddy_utils.data.questions import load_items
+    from roadbuddy_utils.data.split import load_or_make_split, select
+    from roadbuddy_utils.selection.run import feature_selector, hit_rows, measure_cost, run_selection
+    from roadbuddy_utils.selection.selector import SelectorConfig
 
     torch.set_num_threads(args.threads)
     root = Path(args.data) / "traffic_buddy_train+public_test"

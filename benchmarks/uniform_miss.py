@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from roadbuddy_utils import demo_data as D
-from roadbuddy_utils import frames as F
+from roadbuddy_utils.demo import dataset as D
+from roadbuddy_utils.video import frames as F
 
 
 def windows_of(plans) -> list:

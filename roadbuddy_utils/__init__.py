@@ -4,6 +4,6 @@ __version__ = "0.1.0"
 
 def versions() -> dict:
     """Versions of Python and the key packages (printed by every notebook's setup cell)."""
-    from .runner import package_versions
+    from .report.runner import package_versions
 
     return package_versions()

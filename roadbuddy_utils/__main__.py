@@ -31,13 +31,13 @@ def main(argv=None) -> int:
 
     pl = sub.add_parser("plan", help="memory plan from the config files alone: weights, activations, where it fits "
                                      "(exit 0 whether or not it fits, 2 on bad input)")
-    from .plan import add_arguments
+    from .models.plan import add_arguments
 
     add_arguments(pl)
 
     args = ap.parse_args(argv)
     if args.cmd == "validate":
-        from .data import format_report, validate
+        from .data.questions import format_report, validate
 
         status = 0
         for path in args.path:
@@ -46,7 +46,7 @@ def main(argv=None) -> int:
             status |= bool(problems)
         return status
     if args.cmd == "demo-data":
-        from .demo_data import DemoConfig, generate
+        from .demo.dataset import DemoConfig, generate
 
         cfg = DemoConfig(seed=args.seed, variant=args.variant)
         if args.train_videos is not None:
@@ -57,19 +57,19 @@ def main(argv=None) -> int:
             print(f"{split}: {p}")
         return 0
     if args.cmd == "run":
-        from .runner import main_run
+        from .report.runner import main_run
 
         return main_run(args.profile, args.only)
     if args.cmd == "train":
         import yaml
 
-        from .train import config_from, train
+        from .train.finetune import config_from, train
 
         with open(args.config, encoding="utf-8") as f:
             train(config_from(yaml.safe_load(f)))
         return 0
     if args.cmd == "plan":
-        from .plan import cli
+        from .models.plan import cli
 
         return cli(args)
     return 2

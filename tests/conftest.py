@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from roadbuddy_utils.demo_data import DemoConfig, generate
+from roadbuddy_utils.demo.dataset import DemoConfig, generate
 
 # several events (and questions) per clip: the tests need clips shared by questions
 SMALL = DemoConfig(seed=0, n_train_videos=12, n_public_videos=3, n_private_videos=3, max_events=3)
@@ -58,7 +58,8 @@ def tiny_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_vlm():
     """One loaded tiny model per family (loaded once per session)."""
-    from roadbuddy_utils.models import VLM, ModelConfig
+    from roadbuddy_utils.models.config import ModelConfig
+    from roadbuddy_utils.models.vlm import VLM
 
     cache = {}
 

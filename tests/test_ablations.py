@@ -7,11 +7,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from roadbuddy_utils import evaluate as ev
-from roadbuddy_utils import results
-from roadbuddy_utils.data import load_items
-from roadbuddy_utils.infer import Example, InferConfig, estimate_prior, run_inference
-from roadbuddy_utils.models import ModelConfig
+from roadbuddy_utils.answer.batch import InferConfig, estimate_prior, run_inference
+from roadbuddy_utils.data.questions import load_items
+from roadbuddy_utils.evaluate import compare as ev
+from roadbuddy_utils.evaluate import results
+from roadbuddy_utils.models.config import ModelConfig
+from roadbuddy_utils.models.example import Example
 
 TRAIN = "traffic_buddy_train+public_test/train/train.json"
 

@@ -4,7 +4,7 @@ import sys
 
 import pytest
 
-from roadbuddy_utils import data
+from roadbuddy_utils.data import questions, split
 
 
 def item(i="train_0001", **kw):
@@ -15,7 +15,7 @@ def item(i="train_0001", **kw):
 
 
 def problems_of(path, **kw):
-    return data.parse_items(path, **kw)[1]
+    return questions.parse_items(path, **kw)[1]
 
 
 # ----------------------------------------------------------------------------- quirks
@@ -25,20 +25,20 @@ def problems_of(path, **kw):
     ("c. xe tải", ("C", "xe tải")), ("Không có chữ cái", (None, "Không có chữ cái")), ("Biển báo", (None, "Biển báo")),
 ])
 def test_parse_choice(raw, expected):
-    assert data.parse_choice(raw) == expected
+    assert questions.parse_choice(raw) == expected
 
 
 def test_two_three_four_choices(write_items):
     p = write_items([item("a", choices=["A. Đúng", "B. Sai"], answer="B. Sai"),
                      item("b"), item("c", choices=["A. 1", "B. 2", "C. 3", "D. 4"], answer="D. 4")])
-    items = data.load_items(p)
+    items = questions.load_items(p)
     assert [i.n_choices for i in items] == [2, 3, 4]
     assert [i.answer for i in items] == ["B", "A", "D"]
 
 
 def test_doubled_eight_entry_list_collapses(write_items):
     four = ["A. Cấm đỗ", "B. Cấm dừng", "C. Cấm rẽ", "D.Cấm quay đầu"]
-    items, problems = data.parse_items(write_items([item(choices=four + four, answer="D. Cấm quay đầu")]))
+    items, problems = questions.parse_items(write_items([item(choices=four + four, answer="D. Cấm quay đầu")]))
     assert problems == []
     assert items[0].choices == [("A", "Cấm đỗ"), ("B", "Cấm dừng"), ("C", "Cấm rẽ"), ("D", "Cấm quay đầu")]
     assert items[0].answer == "D"
@@ -47,16 +47,16 @@ def test_doubled_eight_entry_list_collapses(write_items):
 @pytest.mark.parametrize("answer,letter", [("B. Vàng", "B"), ("B", "B"), ("Vàng", "B"), ("b", "B"),
                                            ("C. Xan", "C"), ("  A. Đỏ ", "A")])
 def test_answer_forms(write_items, answer, letter):
-    assert data.load_items(write_items([item(answer=answer)]))[0].answer == letter
+    assert questions.load_items(write_items([item(answer=answer)]))[0].answer == letter
 
 
 def test_unknown_fields_kept(write_items):
-    it = data.load_items(write_items([item(_unused_="xyz", weather="rain")]))[0]
+    it = questions.load_items(write_items([item(_unused_="xyz", weather="rain")]))[0]
     assert it.extra == {"_unused_": "xyz", "weather": "rain"}
 
 
 def test_test_split_without_answers(write_items):
-    it = data.load_items(write_items([{"id": "testa_0001", "question": "Q?", "choices": ["A. Có", "B. Không"],
+    it = questions.load_items(write_items([{"id": "testa_0001", "question": "Q?", "choices": ["A. Có", "B. Không"],
                                        "video_path": "public_test/videos/v.mp4"}], "public_test.json", "public_test"))[0]
     assert it.answer is None and it.support_frames == []
 
@@ -66,17 +66,17 @@ def test_video_resolution_order(tmp_path, write_items):
     (tmp_path / "train" / "videos").mkdir(parents=True)
     (tmp_path / "train" / "videos" / "v.mp4").write_bytes(b"x")
     p = write_items([item(video_path="train/videos/v.mp4")])
-    assert data.load_items(p)[0].video_path == tmp_path / "train" / "videos" / "v.mp4"
+    assert questions.load_items(p)[0].video_path == tmp_path / "train" / "videos" / "v.mp4"
     (tmp_path / "priv" / "videos").mkdir(parents=True)
     (tmp_path / "priv" / "videos" / "w.mp4").write_bytes(b"x")
     p2 = write_items([{"id": "testb_0001", "question": "Q", "choices": ["A. Có", "B. Không"],
                        "video_path": "videos/w.mp4"}], "private_test.json", "priv")
-    assert data.load_items(p2)[0].video_path == tmp_path / "priv" / "videos" / "w.mp4"
+    assert questions.load_items(p2)[0].video_path == tmp_path / "priv" / "videos" / "w.mp4"
     # an explicit videos_root wins when the file is there
     other = tmp_path / "elsewhere" / "train" / "videos"
     other.mkdir(parents=True)
     (other / "v.mp4").write_bytes(b"x")
-    assert data.load_items(p, videos_root=tmp_path / "elsewhere")[0].video_path == other / "v.mp4"
+    assert questions.load_items(p, videos_root=tmp_path / "elsewhere")[0].video_path == other / "v.mp4"
 
 
 # ----------------------------------------------------------------------------- validation errors
@@ -85,8 +85,8 @@ def test_invalid_json_is_reported_with_position(write_items):
     p = write_items([], raw='{"data": [ {"id": "x",, } ]}')
     probs = problems_of(p)
     assert len(probs) == 1 and "invalid JSON" in probs[0].message and "line 1" in probs[0].message
-    with pytest.raises(data.DatasetError, match="invalid JSON"):
-        data.load_items(p)
+    with pytest.raises(questions.DatasetError, match="invalid JSON"):
+        questions.load_items(p)
 
 
 def test_no_data_list(write_items):
@@ -105,7 +105,7 @@ def test_every_problem_listed_by_id_and_field(write_items):
         item("e7", choices=["A. Có", "Không"], answer="A. Có"),
         item("ok"),
     ])
-    items, probs = data.parse_items(p)
+    items, probs = questions.parse_items(p)
     found = {(x.item_id, x.field) for x in probs}
     assert ("e1", "question") in found
     assert ("e2", "choices") in found
@@ -138,7 +138,7 @@ def test_validate_cli_clean_file_exits_zero(demo_small):
 
 
 def test_summary(write_items):
-    s = data.summarize(data.load_items(write_items([
+    s = questions.summarize(questions.load_items(write_items([
         item("a", video_path="v1_clip_1_0_8_Y.mp4"), item("b", video_path="v1_clip_1_0_8_Y.mp4"),
         item("c", video_path="v2_clip_1_0_8_Y.mp4", choices=["A. Có", "B. Không"], answer="B. Không")])))
     assert s["questions"] == 3 and s["videos"] == 2
@@ -151,27 +151,27 @@ def test_summary(write_items):
 # ----------------------------------------------------------------------------- split
 
 def _many(n_videos=30, per=3):
-    return [data.Item(f"q{v}_{k}", "q", [("A", "x"), ("B", "y")], "A", [], None, f"v{v}.mp4")
+    return [questions.Item(f"q{v}_{k}", "q", [("A", "x"), ("B", "y")], "A", [], None, f"v{v}.mp4")
             for v in range(n_videos) for k in range(per)]
 
 
 def test_split_is_grouped_by_video_and_deterministic():
     items = _many()
-    s1, s2 = data.make_split(items, 0.2, seed=3), data.make_split(items, 0.2, seed=3)
+    s1, s2 = split.make_split(items, 0.2, seed=3), split.make_split(items, 0.2, seed=3)
     assert s1 == s2
     vid = {i.id: i.video_rel for i in items}
     assert not {vid[i] for i in s1["train_ids"]} & {vid[i] for i in s1["val_ids"]}
     assert len(s1["val_videos"]) == 6 and len(s1["val_ids"]) == 18
-    assert data.make_split(items, 0.2, seed=4)["val_videos"] != s1["val_videos"]
+    assert split.make_split(items, 0.2, seed=4)["val_videos"] != s1["val_videos"]
 
 
 def test_split_written_once_and_reused(tmp_path):
     items = _many()
     path = tmp_path / "split.json"
-    s1 = data.load_or_make_split(items, path, 0.2, seed=0)
+    s1 = split.load_or_make_split(items, path, 0.2, seed=0)
     mtime = path.stat().st_mtime_ns
-    s2 = data.load_or_make_split(items, path, 0.5, seed=9)  # other arguments: the stored split wins
+    s2 = split.load_or_make_split(items, path, 0.5, seed=9)  # other arguments: the stored split wins
     assert s1 == s2 and path.stat().st_mtime_ns == mtime
     with pytest.raises(ValueError, match="delete it"):
-        data.load_or_make_split(items[:-3], path)
+        split.load_or_make_split(items[:-3], path)
     assert json.loads(path.read_text())["seed"] == 0

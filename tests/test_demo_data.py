@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roadbuddy_utils import data
-from roadbuddy_utils import demo_data as D
-from roadbuddy_utils import frames as F
-from roadbuddy_utils.demo_data import QUESTION_TYPES, DemoConfig, generate
+from roadbuddy_utils.data import questions
+from roadbuddy_utils.demo import dataset as D
+from roadbuddy_utils.demo.dataset import QUESTION_TYPES, DemoConfig, generate
+from roadbuddy_utils.video import frames as F
 from tests.conftest import SMALL
 
 
@@ -44,14 +44,14 @@ def _check_layout_format_and_quirks(root):
     raw = {k: json.loads(v.read_text(encoding="utf-8")) for k, v in p.items()}
     for k, doc in raw.items():
         assert set(doc) == {"__count__", "data"} and doc["__count__"] == len(doc["data"])
-        summary, problems = data.validate(v := p[k])
+        summary, problems = questions.validate(v := p[k])
         assert problems == [], problems
         assert summary["missing_videos"] == [], v
     train = raw["train"]["data"]
     assert all(it["answer"] in it["choices"] and len(it["answer"]) > 3 for it in train)  # full-string answers
     assert all("_unused_" in it and it["support_frames"] for it in train)
     assert any(len(it["choices"]) == 8 for it in train)  # the doubled list
-    assert {len(data.normalise_choices(it["choices"])[0]) for it in train} == {2, 3, 4}
+    assert {len(questions.normalise_choices(it["choices"])[0]) for it in train} == {2, 3, 4}
     # private test: paths relative to its own folder, no _Y/_N suffix, id gaps
     priv = raw["private_test"]["data"]
     assert all(it["video_path"].startswith("videos/") and not it["video_path"].endswith(("_Y.mp4", "_N.mp4"))
@@ -62,14 +62,14 @@ def _check_layout_format_and_quirks(root):
 
 def test_no_space_quirk_appears_in_full_size_train():
     # the "D.Text" quirk is drawn at random (about 5% of 4-choice items); check the generator's output text
-    from roadbuddy_utils.demo_data import _choices
+    from roadbuddy_utils.demo.dataset import _choices
 
     assert _choices("speed", None, True, False)[-1] == "D.80 km/h"
     assert _choices("speed", None, False, True)[:4] == _choices("speed", None, False, True)[4:]
 
 
 def test_events_never_overlap():
-    from roadbuddy_utils.demo_data import EVENT_HALF_WINDOW_S, _plan_video, _RoundRobin
+    from roadbuddy_utils.demo.dataset import EVENT_HALF_WINDOW_S, _plan_video, _RoundRobin
 
     rng = np.random.default_rng(0)
     robins = {t: _RoundRobin(v[3], rng) for t, v in QUESTION_TYPES.items()}
@@ -81,7 +81,7 @@ def test_events_never_overlap():
 
 
 def test_fixed_choice_order_and_balanced_gold_per_type(demo_small):
-    items = data.load_items(_paths(demo_small)["train"])
+    items = questions.load_items(_paths(demo_small)["train"])
     by_choices = defaultdict(list)
     for it in items:
         by_choices[tuple(t for _, t in it.choices)].append(it.answer)
@@ -97,7 +97,7 @@ def _colour_share(frame, rgb, tol=40):
 
 def test_answers_are_visible_at_the_support_time(demo_small):
     """Light colour and no-parking presence can be read off the frame at the support time."""
-    items = data.load_items(_paths(demo_small)["train"])
+    items = questions.load_items(_paths(demo_small)["train"])
     cfg = F.SamplingConfig("support", min_frames=1, max_frames=1, max_side=0)
     checked = Counter()
     for it in items:
@@ -246,7 +246,7 @@ def test_brief_answers_readable_at_the_support_time(demo_brief):
     read off that one frame (measured on the full brief set, seed 0: 161 / 161 lights, 142 / 142 presence)."""
     cfg = F.SamplingConfig("support", min_frames=1, max_frames=1, max_side=0)
     checked = Counter()
-    for it in data.load_items(_paths(demo_brief)["train"]):
+    for it in questions.load_items(_paths(demo_brief)["train"]):
         texts = [t for _, t in it.choices]
         f = F.sample_frames(it.video_path, cfg, it.support_frames).frames[0]
         if texts == QUESTION_TYPES["light"][1]:

@@ -1,4 +1,4 @@
-"""Unit tests of roadbuddy_utils.evaluate on constructed data (fast, no model)."""
+"""Unit tests of roadbuddy_utils.evaluate.compare on constructed data (fast, no model)."""
 import json
 
 import matplotlib
@@ -9,10 +9,10 @@ import pytest
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from roadbuddy_utils import evaluate as ev  # noqa: E402
-from roadbuddy_utils import choices as ch  # noqa: E402
-from roadbuddy_utils import plots  # noqa: E402
-from roadbuddy_utils import results  # noqa: E402
+from roadbuddy_utils.data import choices as ch
+from roadbuddy_utils.evaluate import compare as ev
+from roadbuddy_utils.evaluate import results
+from roadbuddy_utils.report import plots
 
 
 def run(rows) -> pd.DataFrame:
@@ -305,8 +305,8 @@ def test_evaluate_runs_side_by_side_and_json(tmp_path):
 
 def test_list_parameters_accept_one_path_or_a_json_list(tmp_path):
     """``papermill -p predictions x.jsonl`` passes a string: it is one run, not a list of characters."""
-    from roadbuddy_utils.submit import merge_predictions
-    from roadbuddy_utils.util import as_list
+    from roadbuddy_utils.answer.submit import merge_predictions
+    from roadbuddy_utils.common.files import as_list
 
     p = tmp_path / "run_a" / "predictions.jsonl"
     p.parent.mkdir()

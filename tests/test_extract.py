@@ -1,6 +1,6 @@
 import pytest
 
-from roadbuddy_utils.extract import extract_letter
+from roadbuddy_utils.models.extract import extract_letter
 
 FOUR = [("A", "Rẽ trái"), ("B", "Rẽ phải"), ("C", "Đi thẳng"), ("D", "Quay đầu")]
 TF = [("A", "Đúng"), ("B", "Sai")]

@@ -3,8 +3,8 @@ import time
 import numpy as np
 import pytest
 
-from roadbuddy_utils import frames as F
-from roadbuddy_utils.video_io import barcode_clip, read_barcode
+from roadbuddy_utils.video import frames as F
+from roadbuddy_utils.video.clips import barcode_clip, read_barcode
 
 
 @pytest.fixture(scope="module")

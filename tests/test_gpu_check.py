@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from roadbuddy_utils.models import VLM, ModelConfig
-from roadbuddy_utils.random_init import checkpoint_folder, quantize_4bit, random_vlm, real_size_tokenizer
+from roadbuddy_utils.models.config import ModelConfig
+from roadbuddy_utils.models.random_init import checkpoint_folder, quantize_4bit, random_vlm, real_size_tokenizer
+from roadbuddy_utils.models.vlm import VLM
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGS = ROOT / "tests" / "fixtures" / "configs"
@@ -117,7 +118,7 @@ def test_real_size_tokenizer_rejects_ids_outside_the_vocabulary(tmp_path):
 
 
 def test_checkpoint_folder_needs_processor_files(tmp_path):
-    from roadbuddy_utils.plan_inputs import PlanInputError
+    from roadbuddy_utils.models.checkpoint import PlanInputError
 
     (tmp_path / "config.json").write_text((CONFIGS / "Qwen3-VL-8B-Instruct" / "config.json").read_text())
     with pytest.raises(PlanInputError, match="no processor config"):

@@ -4,9 +4,21 @@ import warnings
 
 import pytest
 
-from roadbuddy_utils import hardware
-from roadbuddy_utils.hardware import (GPU, PROFILES, Machine, UnsupportedGPU, check_quantization, parse_size, preset,
-                                      resolve_attn, resolve_dtype, resolve_optim, resolve_settings, train_precision)
+from roadbuddy_utils.machine import hardware
+from roadbuddy_utils.machine.hardware import (
+    GPU,
+    PROFILES,
+    Machine,
+    UnsupportedGPU,
+    check_quantization,
+    parse_size,
+    preset,
+    resolve_attn,
+    resolve_dtype,
+    resolve_optim,
+    resolve_settings,
+    train_precision,
+)
 
 T4, V100, A100, RTX3090, P100 = (7, 5), (7, 0), (8, 0), (8, 6), (6, 0)
 

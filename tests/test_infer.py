@@ -5,11 +5,12 @@ import shutil
 import numpy as np
 import pytest
 
-from roadbuddy_utils.data import load_items
-from roadbuddy_utils.infer import InferConfig, eval_items, run_inference, shard_items
-from roadbuddy_utils.models import ModelConfig
-from roadbuddy_utils.submit import SubmissionError, merge_predictions, write_submission
-from roadbuddy_utils.util import read_jsonl
+from roadbuddy_utils.answer.batch import InferConfig, run_inference, shard_items
+from roadbuddy_utils.answer.submit import SubmissionError, merge_predictions, write_submission
+from roadbuddy_utils.common.files import read_jsonl
+from roadbuddy_utils.data.questions import load_items
+from roadbuddy_utils.data.split import eval_items
+from roadbuddy_utils.models.config import ModelConfig
 
 TRAIN = "traffic_buddy_train+public_test/train/train.json"
 

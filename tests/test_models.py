@@ -6,10 +6,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from roadbuddy_utils.data import Item
-from roadbuddy_utils.infer import Example
-from roadbuddy_utils.models import ModelConfig, VLM, fit_pixels
-from roadbuddy_utils.tiny import TINY_FAMILIES, build_tokenizer
+from roadbuddy_utils.data.questions import Item
+from roadbuddy_utils.models.config import ModelConfig, fit_pixels
+from roadbuddy_utils.models.example import Example
+from roadbuddy_utils.models.tiny import TINY_FAMILIES, build_tokenizer
+from roadbuddy_utils.models.vlm import VLM
 
 SNAP = Path(__file__).parent / "snapshots"
 

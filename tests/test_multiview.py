@@ -6,17 +6,38 @@ from pathlib import Path
 
 import pytest
 
-from roadbuddy_utils.multiview.data import (CAMERAS, FIXTURES, PHASE1_COUNTS, SUBTASKS, MVItem, cameras_named,
-                                            describe_tags, load_multiview, parse_options, parse_tags, select_images)
+from roadbuddy_utils.multiview import scoring
+from roadbuddy_utils.multiview.data import (
+    CAMERAS,
+    FIXTURES,
+    PHASE1_COUNTS,
+    SUBTASKS,
+    MVItem,
+    cameras_named,
+    describe_tags,
+    load_multiview,
+    parse_options,
+    parse_tags,
+    select_images,
+)
 from roadbuddy_utils.multiview.demo import make_demo_multiview
 from roadbuddy_utils.multiview.prompts import build_prompt
 from roadbuddy_utils.multiview.retrieval import KnowledgeBase, LeakageError, Retriever
 from roadbuddy_utils.multiview.router import classify, classify_all, item_style, load_routing
 from roadbuddy_utils.multiview.run import ResultStore, resolve_adapter, result_line
-from roadbuddy_utils.multiview import scoring
-from roadbuddy_utils.multiview.scoring import (bleu4, bleu_signature, extract_choice, extract_yes_no, gold_kind, meteor,
-                                               meteor_unavailable, rouge_l, routing_stats, score_results,
-                                               weighted_score)
+from roadbuddy_utils.multiview.scoring import (
+    bleu4,
+    bleu_signature,
+    extract_choice,
+    extract_yes_no,
+    gold_kind,
+    meteor,
+    meteor_unavailable,
+    rouge_l,
+    routing_stats,
+    score_results,
+    weighted_score,
+)
 
 MCQ_Q = ("What is the moving status of object <c1,CAM_BACK,795.0,514.2>? Please select the correct answer "
          "from the following options: A. Going ahead. B. Turn left. C. Turn right.")

@@ -7,13 +7,12 @@ import numpy as np
 import pytest
 import torch
 
+from roadbuddy_utils.common.files import read_jsonl
 from roadbuddy_utils.multiview.data import FIXTURES, load_multiview
 from roadbuddy_utils.multiview.demo import ensure_demo_multiview
 from roadbuddy_utils.multiview.retrieval import LeakageError
 from roadbuddy_utils.multiview.router import DEFAULT_ROUTING, classify, load_routing
-from roadbuddy_utils.multiview.run import (ModelRegistry, MVRunConfig, answer_item, model_configs, prepare,
-                                           run_multiview)
-from roadbuddy_utils.util import read_jsonl
+from roadbuddy_utils.multiview.run import ModelRegistry, MVRunConfig, answer_item, model_configs, prepare, run_multiview
 
 MODELS = {"small": {"model": "tiny:internvl"}, "large": {"model": "tiny:qwen2_5_vl"}}
 
@@ -248,7 +247,7 @@ def test_06_select_scores_cameras_with_the_embedding_model(demo, tmp_path, short
     unreadable image falls back to the camera order with the reason; learned and a missing
     checkpoint are refused before anything is answered."""
     from roadbuddy_utils.multiview import views
-    from roadbuddy_utils.selection import SelectorConfig
+    from roadbuddy_utils.selection.selector import SelectorConfig
 
     vlms = []
     real = views.load_image

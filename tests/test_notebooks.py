@@ -4,8 +4,8 @@ import shutil
 
 import pytest
 
-from roadbuddy_utils.runner import NotebookFailed, run_profile
-from roadbuddy_utils.util import read_jsonl
+from roadbuddy_utils.common.files import read_jsonl
+from roadbuddy_utils.report.runner import NotebookFailed, run_profile
 
 pytestmark = pytest.mark.notebooks
 
@@ -120,9 +120,9 @@ def test_smoke_05_eval(smoke_data, tmp_path, tiny_vlm):
     """05 compares three tiny-model runs (plain, no video, debiased) of the train questions (one clip corrupt)."""
     import papermill as pm
 
-    from roadbuddy_utils.data import load_items
-    from roadbuddy_utils.infer import InferConfig, run_inference
-    from roadbuddy_utils.runner import REPO
+    from roadbuddy_utils.answer.batch import InferConfig, run_inference
+    from roadbuddy_utils.data.questions import load_items
+    from roadbuddy_utils.common.files import REPO
 
     root = smoke_data / "traffic_buddy_train+public_test"
     items = load_items(root / "train/train.json", root)

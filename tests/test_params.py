@@ -38,7 +38,7 @@ def test_notebook_declares_required_parameters(nb):
 @pytest.mark.parametrize("profile", PROFILES)
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
 def test_params_keys_match_notebook(nb, profile):
-    from roadbuddy_utils.runner import skipped_notebooks
+    from roadbuddy_utils.report.runner import skipped_notebooks
 
     if nb.stem in skipped_notebooks(profile, REPO):
         assert skipped_notebooks(profile, REPO)[nb.stem], "a skipped notebook needs its reason"
@@ -88,7 +88,7 @@ def test_saved_notebooks_are_clean_and_hold_no_logic(nb):
 @pytest.mark.parametrize("profile", PROFILES)
 def test_variant_params_match_their_notebook(profile):
     """``NN_name@variant.yaml`` files are extra runs of NN_name: same parameter names."""
-    from roadbuddy_utils.runner import list_runs
+    from roadbuddy_utils.report.runner import list_runs
 
     runs = list_runs(profile, REPO)
     assert len({r[2] for r in runs}) == len(runs)
@@ -131,7 +131,7 @@ def test_kaggle_04_sets_every_value_where_the_demo_recipe_differs_from_the_real_
     """The notebook's defaults are the CPU recipe; none of them may leak into the real run unnoticed."""
     from dataclasses import fields
 
-    from roadbuddy_utils.train import TrainConfig
+    from roadbuddy_utils.train.finetune import TrainConfig
 
     real = {f.name: f.default for f in fields(TrainConfig) if not callable(f.default_factory)}
     real["trainable"] = ("lora",)

@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from roadbuddy_utils.plan import (GIB, MemoryPlanError, PlanInputError, bnb_config, fits_table, make_plan,
-                                  parse_gpus, preflight, resolve_dtype)
-from roadbuddy_utils.plan_inputs import Device, read_checkpoint
+from roadbuddy_utils.models.checkpoint import Device, read_checkpoint
+from roadbuddy_utils.models.config import bnb_config
+from roadbuddy_utils.models.plan import (
+    GIB,
+    MemoryPlanError,
+    PlanInputError,
+    fits_table,
+    make_plan,
+    parse_gpus,
+    preflight,
+    resolve_dtype,
+)
 
 CONFIGS = Path(__file__).parent / "fixtures" / "configs"
 BIG = ["InternVL3-8B-hf", "Qwen2.5-VL-7B-Instruct", "Qwen3-VL-8B-Instruct"]
@@ -98,7 +107,7 @@ def test_token_counts_match_the_tiny_processors(family):
     import numpy as np
     from transformers import AutoProcessor
 
-    from roadbuddy_utils.tiny import resolve_model_id
+    from roadbuddy_utils.models.tiny import resolve_model_id
 
     proc = AutoProcessor.from_pretrained(resolve_model_id(f"tiny:{family}"))
     frames = np.zeros((8, 335, 597, 3), dtype=np.uint8)  # what the pipeline hands over at max_pixels 448*448
@@ -132,7 +141,7 @@ def test_planned_weights_match_the_loaded_tiny_model(family, quantization):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from roadbuddy_utils.tiny import resolve_model_id
+    from roadbuddy_utils.models.tiny import resolve_model_id
 
     kw = {} if quantization == "none" else {"quantization_config": bnb_config(quantization, "float32"),
                                             "device_map": "cpu"}
@@ -176,7 +185,7 @@ def test_planned_tokens_are_what_the_tiny_model_reads(family):
     import torch
     from transformers import AutoModelForImageTextToText
 
-    from roadbuddy_utils.tiny import resolve_model_id
+    from roadbuddy_utils.models.tiny import resolve_model_id
 
     model = AutoModelForImageTextToText.from_pretrained(resolve_model_id(f"tiny:{family}"), dtype=torch.float32)
     plan = make_plan(f"tiny:{family}", "cpu", n_frames=4, suggest=False)
@@ -219,8 +228,8 @@ def test_lora_parameters_match_peft_on_the_tiny_model():
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText
 
-    from roadbuddy_utils.plan import LORA_TARGETS
-    from roadbuddy_utils.tiny import resolve_model_id
+    from roadbuddy_utils.models.plan import LORA_TARGETS
+    from roadbuddy_utils.models.tiny import resolve_model_id
 
     model = AutoModelForImageTextToText.from_pretrained(resolve_model_id("tiny:qwen2_5_vl"), dtype=torch.float32)
     peft_model = get_peft_model(model, LoraConfig(r=8, target_modules=LORA_TARGETS))
@@ -303,7 +312,7 @@ def test_quantization_is_checked_before_any_weights(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------------------------------------- entry points
 def test_preflight_passes_tiny_and_stops_a_7b_on_one_t4():
-    from roadbuddy_utils.models import ModelConfig
+    from roadbuddy_utils.models.config import ModelConfig
 
     assert preflight(ModelConfig("tiny:internvl"), gpus="cpu").fits
     with pytest.raises(MemoryPlanError, match="quantization: 4bit") as err:
@@ -344,24 +353,26 @@ def test_vlm_load_stops_with_the_plan_before_any_weights_are_read(monkeypatch):
     import torch
     import transformers
 
-    from roadbuddy_utils import hardware, models, plan_inputs
-    from roadbuddy_utils.plan import MemoryPlanError
+    from roadbuddy_utils.machine import hardware
+    from roadbuddy_utils.models import checkpoint, vlm
+    from roadbuddy_utils.models.config import ModelConfig
+    from roadbuddy_utils.models.plan import MemoryPlanError
 
     def no_weights(*a, **k):
         raise AssertionError("weights were read before the memory plan")
 
-    monkeypatch.setattr(models, "resolve_device", lambda cfg: torch.device("cuda", 0))
+    monkeypatch.setattr(vlm, "resolve_device", lambda cfg: torch.device("cuda", 0))
     monkeypatch.setattr(hardware, "device_capability", lambda *a, **k: (7, 5))
-    monkeypatch.setattr(plan_inputs, "detect_gpus", lambda: plan_inputs.parse_gpus("15GiB"))
+    monkeypatch.setattr(checkpoint, "detect_gpus", lambda: checkpoint.parse_gpus("15GiB"))
     monkeypatch.setattr(transformers.AutoModelForImageTextToText, "from_pretrained", no_weights)
     with pytest.raises(MemoryPlanError, match=r"quantization: 4bit"):
-        models.VLM.load(models.ModelConfig(str(CONFIGS / "Qwen2.5-VL-7B-Instruct"), dtype="auto"))
+        vlm.VLM.load(ModelConfig(str(CONFIGS / "Qwen2.5-VL-7B-Instruct"), dtype="auto"))
 
 
 def test_qlora_plan_counts_the_float32_upcast_of_the_unquantized_weights():
     """prepare_model_for_kbit_training makes the 16-bit weights outside the 4-bit layers float32: the plan
     of a QLoRA run holds them at 4 bytes each, inference at 2."""
-    from roadbuddy_utils.plan import make_plan
+    from roadbuddy_utils.models.plan import make_plan
 
     m = str(CONFIGS / "Qwen2.5-VL-7B-Instruct")
     infer = make_plan(m, "15GiB", quantization="4bit")

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
-from roadbuddy_utils.data import Item
-from roadbuddy_utils.infer import Example
-from roadbuddy_utils.models import VLM, ModelConfig, NonFiniteLogits
-from roadbuddy_utils.tiny import resolve_model_id
+from roadbuddy_utils.data.questions import Item
+from roadbuddy_utils.models.config import ModelConfig
+from roadbuddy_utils.models.example import Example
+from roadbuddy_utils.models.tiny import resolve_model_id
+from roadbuddy_utils.models.vlm import VLM, NonFiniteLogits
 
 bnb = pytest.importorskip("bitsandbytes")
 
@@ -145,7 +146,7 @@ def test_fp16_overflow_that_survives_the_retry_is_an_error_not_a_letter(tiny_vlm
 def test_qlora_steps_on_cpu_change_the_lora_weights(demo_small, tmp_path):
     from transformers import TrainerCallback
 
-    from roadbuddy_utils.train import TrainConfig, train
+    from roadbuddy_utils.train.finetune import TrainConfig, train
 
     class Watch(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kw):
@@ -173,7 +174,7 @@ def test_qlora_steps_on_cpu_change_the_lora_weights(demo_small, tmp_path):
 
 
 def test_full_training_of_a_quantized_model_is_refused():
-    from roadbuddy_utils.train import TrainConfig
+    from roadbuddy_utils.train.finetune import TrainConfig
 
     with pytest.raises(ValueError, match="'full' cannot train 4bit"):
         TrainConfig(trainable=("full",), quantization="4bit")
@@ -190,8 +191,9 @@ def _cpu_packs_4bit() -> bool:
 def test_qlora_after_an_eval_pass_that_packed_the_weights():
     """bitsandbytes packs 4-bit weights for the CPU on the first eval-mode forward (AVX512-BF16 only): a model
     that then trains must be brought back first (train.prepare_quantized_for_training)."""
-    from roadbuddy_utils.qlora import prepare_quantized_for_training
-    from roadbuddy_utils.train import Collator, TrainConfig, apply_trainable, float32_trainable
+    from roadbuddy_utils.train.examples import Collator
+    from roadbuddy_utils.train.finetune import TrainConfig, apply_trainable, float32_trainable
+    from roadbuddy_utils.train.qlora import prepare_quantized_for_training
 
     vlm = VLM.load(ModelConfig("tiny:qwen2_5_vl", quantization="4bit", device="cpu"))  # its own copy: it trains
     layers = [m for m in vlm.model.modules() if isinstance(m, bnb.nn.Linear4bit)]

@@ -19,9 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from roadbuddy_utils import evaluate, metrics, report, results, runner
-from roadbuddy_utils.submit import merge_predictions, write_submission
-from roadbuddy_utils.util import write_json, write_jsonl
+from roadbuddy_utils.answer import metrics
+from roadbuddy_utils.answer.submit import merge_predictions, write_submission
+from roadbuddy_utils.common.files import write_json, write_jsonl
+from roadbuddy_utils.evaluate import compare, results
+from roadbuddy_utils.report import index, runner
 
 REPO = Path(__file__).resolve().parent.parent
 CHOICES = ["A. one", "B. two", "C. three", "D. four"]
@@ -84,9 +86,9 @@ def profile(tmp_path):
     # 05
     preds = [out / "03_zero_shot" / "predictions.jsonl"] * 2
     runs = results.load_runs(preds, ["zero-shot", "again"])
-    m05 = evaluate.evaluate_runs(runs, n_boot=200)
+    m05 = compare.evaluate_runs(runs, n_boot=200)
     write_json(m05, out / "05_eval" / "metrics.json")
-    evaluate.write_summary(evaluate.pd.DataFrame(m05["summary"]), out / "05_eval")
+    compare.write_summary(compare.pd.DataFrame(m05["summary"]), out / "05_eval")
     _png(out / "05_eval" / "accuracy.png", 5)
     # 06
     write_json({"n_lines": 20, "n_errors": 1, "routing": {"n_fallbacks": 2},
@@ -162,14 +164,14 @@ def _check_links(links: list[str], folder: Path):
 
 def test_index_rows_numbers_and_statuses(profile):
     repo, out, manifest = profile
-    page = report.write_index(out, manifest, repo).read_text(encoding="utf-8")
+    page = index.write_index(out, manifest, repo).read_text(encoding="utf-8")
     rows = _rows(page)
     assert list(rows) == manifest["planned"]  # execution order, the unreached run last
     status = {r: t.split()[1] for r, t in rows.items()}
     assert status["03_zero_shot"] == "ok" and status["03_zero_shot@shuffled"] == "failed"
     assert rows["03_zero_shot@cyclic"].startswith("03_zero_shot@cyclic not run")
     # 03: n, accuracy with the by-video interval computed from its predictions, chance, errors
-    acc, lo, hi = evaluate.bootstrap_ci(results.read_predictions(out / "03_zero_shot" / "predictions.jsonl"))
+    acc, lo, hi = compare.bootstrap_ci(results.read_predictions(out / "03_zero_shot" / "predictions.jsonl"))
     m03 = json.loads((out / "03_zero_shot" / "metrics.json").read_text())
     assert f"accuracy [95 % CI by video] {acc:.3f} [{lo:.3f}, {hi:.3f}]" in rows["03_zero_shot"]
     assert f"n 30 " in rows["03_zero_shot"] and f"chance {m03['chance']:.3f}" in rows["03_zero_shot"]
@@ -194,7 +196,7 @@ def test_index_rows_numbers_and_statuses(profile):
 
 def test_links_resolve_inside_the_folder_without_scripts(profile):
     repo, out, manifest = profile
-    page = report.write_index(out, manifest, repo).read_text(encoding="utf-8")
+    page = index.write_index(out, manifest, repo).read_text(encoding="utf-8")
     _check_links(_links(page), out)
     assert "<script" not in page.lower() and "stylesheet" not in page and "@import" not in page
     assert str(repo) not in page  # nothing absolute, not even in text
@@ -224,7 +226,7 @@ def test_failed_runs_index_from_the_runner(tmp_path, monkeypatch):
         _png(repo / parameters["output_dir"] / "fig.png", 0)
 
     monkeypatch.setattr(papermill, "execute_notebook", fake_execute)
-    monkeypatch.setattr(report, "machine_info", lambda: {"cpu": "stub", "cores": 1, "gpus": []})
+    monkeypatch.setattr(index, "machine_info", lambda: {"cpu": "stub", "cores": 1, "gpus": []})
     with pytest.raises(runner.NotebookFailed):
         runner.run_profile("p", repo=repo, prepare=False, log=lambda *_: None)
     out = repo / "outputs" / "p"
@@ -254,7 +256,7 @@ def test_malformed_products_show_a_dash(profile):
     (out / "06_multiview_router_rag" / "metrics.json").write_text('{"subtask_counts": 5, "score": []}')
     (out / "07_submit" / "submission.csv").write_text("id,answer\nq0_0,Z\nq0_0,Z\n")
     manifest["notebooks"][0]["parameters"] = {}  # 01 without output_dir
-    page = report.write_index(out, manifest, repo).read_text(encoding="utf-8")
+    page = index.write_index(out, manifest, repo).read_text(encoding="utf-8")
     rows = _rows(page)
     for run in ("01_explore", "03_zero_shot", "04_lora_train", "05_eval", "06_multiview_router_rag"):
         assert rows[run].endswith(" -"), (run, rows[run])
@@ -264,7 +266,7 @@ def test_malformed_products_show_a_dash(profile):
     (out / "03_zero_shot" / "metrics.json").write_text(json.dumps({"n": 30, "accuracy": 0.4, "chance": 0.25}))
     with open(out / "03_zero_shot" / "predictions.jsonl", "a") as f:
         f.write('{"id": "cut')
-    rows = _rows(report.write_index(out, manifest, repo).read_text(encoding="utf-8"))
+    rows = _rows(index.write_index(out, manifest, repo).read_text(encoding="utf-8"))
     assert "accuracy [95 % CI by video] 0.400 (no interval)" in rows["03_zero_shot"]
 
 
@@ -272,15 +274,15 @@ def test_text_is_escaped(profile):
     repo, out, manifest = profile
     manifest["notebooks"][-1]["error"] = "<script>alert(1)</script>"
     manifest["git_commit"] = '"><img src=x>'
-    page = report.write_index(out, manifest, repo).read_text(encoding="utf-8")
+    page = index.write_index(out, manifest, repo).read_text(encoding="utf-8")
     assert "<script" not in page and "<img src=x>" not in page and "&lt;script&gt;alert(1)" in page
 
 
 def test_cli_rebuilds_the_index(profile, capsys):
     repo, out, _ = profile
-    assert report.main([str(out), "--repo", str(repo)]) == 0
+    assert index.main([str(out), "--repo", str(repo)]) == 0
     assert (out / "index.html").is_file() and "index.html" in capsys.readouterr().out
-    assert report.main([str(out / "nowhere")]) == 1
+    assert index.main([str(out / "nowhere")]) == 1
     assert "no manifest" in capsys.readouterr().err
 
 
@@ -289,15 +291,15 @@ def test_machine_info_describes_this_machine(monkeypatch):
 
     import torch
 
-    m = report.machine_info()  # hardware.describe() from a child process
+    m = index.machine_info()  # hardware.describe() from a child process
     assert m["cores"] >= 1 and m["ram_total_gib"] > 0 and m["cpu"]
     assert (m["gpus"] == []) == (not torch.cuda.is_available())
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")
-    assert "machine query failed: FileNotFoundError" in report.machine_info()["gpus"]
+    assert "machine query failed: FileNotFoundError" in index.machine_info()["gpus"]
 
 
 def test_machine_rows_name_gpus_and_memory():
-    rows = dict(report.machine_rows({"gpus": [{"name": "Tesla T4", "capability": [7, 5], "total_gib": 14.56},
+    rows = dict(index.machine_rows({"gpus": [{"name": "Tesla T4", "capability": [7, 5], "total_gib": 14.56},
                                               {"name": "Tesla T4", "capability": [7, 5], "total_gib": 14.56}],
                                      "cpu": "Xeon", "cores": 4, "ram_total_gib": 31.4, "ram_available_gib": 29.0,
                                      "env": "kaggle", "torch_arch_list": ["sm_75", "sm_80"], "flash_attn": None,
@@ -306,14 +308,14 @@ def test_machine_rows_name_gpus_and_memory():
     assert rows["machine"] == "Xeon, 4 cores, 31.4 GiB RAM (29.0 GiB available) · kaggle"
     assert rows["torch arch list"] == "sm_75; sm_80" and rows["GPU libraries"] == "flash_attn none"
     assert "empty" not in rows and "python" not in rows
-    assert report.machine_rows(None) == [("machine", "not recorded")]
+    assert index.machine_rows(None) == [("machine", "not recorded")]
 
 
 @pytest.mark.gpu
 def test_machine_info_lists_gpus():
     import torch
 
-    text = dict(report.machine_rows(report.machine_info()))["GPUs"]
+    text = dict(index.machine_rows(index.machine_info()))["GPUs"]
     assert torch.cuda.get_device_name(0) in text and "GiB" in text
 
 
@@ -351,17 +353,17 @@ def test_index_in_headless_chromium(profile, tmp_path):
         pytest.skip("no Chromium installed (apt-get install chromium)")
     real = REPO / "outputs" / "demo" / "index.html"
     if real.is_file():
-        index = real
+        page = real
     else:
         repo, out, manifest = profile
-        index = report.write_index(out, manifest, repo)
+        page = index.write_index(out, manifest, repo)
     shot = tmp_path / "shot.png"
     args = [f"--user-data-dir={tmp_path / 'chrome'}"]
-    r = _browser(*args, f"--screenshot={shot}", "--window-size=1280,1600", index.as_uri())
+    r = _browser(*args, f"--screenshot={shot}", "--window-size=1280,1600", page.as_uri())
     assert shot.is_file(), f"chromium wrote no screenshot: {r.stderr[-2000:]}"
-    dom = _browser(*args, "--dump-dom", index.as_uri()).stdout
+    dom = _browser(*args, "--dump-dom", page.as_uri()).stdout
     assert "<table" in dom and "Road Buddy" in dom, dom[:500]
-    _check_links(_links(dom), index.parent)
+    _check_links(_links(dom), page.parent)
     img = Image.open(shot).convert("RGB")
     pixels = np.asarray(img, dtype=float)
     assert img.size == (1280, 1600) and pixels.std() > 10, f"blank screenshot (std {pixels.std():.1f})"
@@ -378,10 +380,10 @@ def test_selection_headlines_for_02_and_04(tmp_path):
     run = tmp_path / "02"
     run.mkdir()
     write_jsonl([{"video_path": "a.mp4", "error": None}], run / "frames_index.jsonl")
-    assert "hit@4" not in report.headline_frames({"run_dir": run, "since": None})
+    assert "hit@4" not in index.headline_frames({"run_dir": run, "since": None})
     write_json({"n": 120, "hit_at_k": {"uniform": {"4": 0.358, "8": 0.717}, "learned[embedding]": {"4": 0.908},
                                        "learned": {"4": 0.908}}}, run / "selection_metrics.json")
-    text = re.sub("<[^>]+>", " ", report.headline_frames({"run_dir": run, "since": None}))
+    text = re.sub("<[^>]+>", " ", index.headline_frames({"run_dir": run, "since": None}))
     assert "hit@4 uniform  0.358" in text and "hit@4 learned[embedding]  0.908" in text
     assert "hit@4 learned " not in text and "validation n  120" in text
     t = tmp_path / "04"
@@ -389,8 +391,8 @@ def test_selection_headlines_for_02_and_04(tmp_path):
     base = {"val_accuracy_before": 0.46, "val_accuracy_best": 0.94, "chance": 0.36, "steps": 800, "n_train": 480,
             "n_val": 120, "train_runtime_s": 210.6}
     write_json(base | {"val_frames": {"frame_mode": "uniform", "k": 4}}, t / "metrics.json")
-    assert "validation frames" not in report.headline_train({"run_dir": t, "since": None})
+    assert "validation frames" not in index.headline_train({"run_dir": t, "since": None})
     write_json(base | {"val_frames": {"frame_mode": "select", "k": 4, "selector": "learned[embedding]",
                                       "hit_at_k": 0.908}}, t / "metrics.json")
-    text = re.sub("<[^>]+>", " ", report.headline_train({"run_dir": t, "since": None}))
+    text = re.sub("<[^>]+>", " ", index.headline_train({"run_dir": t, "since": None}))
     assert "validation frames  learned[embedding], hit@4 0.908" in text

@@ -4,14 +4,22 @@ import json
 import numpy as np
 import pytest
 
-from roadbuddy_utils import frames as F
-from roadbuddy_utils.data import load_items, make_split
-from roadbuddy_utils.selection import (EmbeddingModel, FrameSelector, LearnedScorer, SelectorConfig,
-                                       VisionTowerFeatures, config_for_mode, pick_frames)
-from roadbuddy_utils.selection_run import (candidate_rows, evaluate_rows, near_support, question_ranking,
-                                           run_selection, train_learned)
-from roadbuddy_utils.util import read_jsonl
-from roadbuddy_utils.video_io import barcode_clip, read_barcode, write_video
+from roadbuddy_utils.common.files import read_jsonl
+from roadbuddy_utils.data.questions import load_items
+from roadbuddy_utils.data.split import make_split
+from roadbuddy_utils.selection.measure import candidate_rows, evaluate_rows, question_ranking
+from roadbuddy_utils.selection.run import near_support, run_selection, train_learned
+from roadbuddy_utils.selection.selector import (
+    EmbeddingModel,
+    FrameSelector,
+    LearnedScorer,
+    SelectorConfig,
+    VisionTowerFeatures,
+    config_for_mode,
+    pick_frames,
+)
+from roadbuddy_utils.video import frames as F
+from roadbuddy_utils.video.clips import barcode_clip, read_barcode, write_video
 
 QUESTIONS = {"light": ("Đèn tín hiệu giao thông phía trước đang có màu gì?", ["Đỏ", "Vàng", "Xanh"]),
              "speed": ("Biển báo giới hạn tốc độ tối đa xuất hiện trong video là bao nhiêu?", ["40 km/h", "50 km/h"])}
@@ -264,7 +272,7 @@ def test_run_selection_writes_both_products_with_fallbacks(brief, trained, tmp_p
 
 
 def test_03_with_select_records_the_selection_inside_the_question_time(brief, trained, tmp_path, tiny_vlm):
-    from roadbuddy_utils.infer import InferConfig, run_inference
+    from roadbuddy_utils.answer.batch import InferConfig, run_inference
 
     root, items, split = brief
     _, _, _, folder = trained
@@ -294,7 +302,7 @@ class _FastVLM:
     """The wrapper's interface, answering instantly (the budget test times only the selection)."""
 
     def __init__(self, n_frames=4):
-        from roadbuddy_utils.models import ModelConfig
+        from roadbuddy_utils.models.config import ModelConfig
 
         self.cfg = ModelConfig(n_frames=n_frames, max_pixels=12544)
 
@@ -313,7 +321,7 @@ def test_time_budget_thins_candidates_before_model_frames(brief, tmp_path, monke
     break a 0.5 s budget, so later clips get fewer candidates, and the model keeps its 4 frames."""
     import time
 
-    from roadbuddy_utils.infer import InferConfig, run_inference
+    from roadbuddy_utils.answer.batch import InferConfig, run_inference
 
     real = EmbeddingModel.image_features
 
@@ -338,7 +346,7 @@ def test_time_budget_thins_candidates_before_model_frames(brief, tmp_path, monke
 def test_smoke_02_then_03_select(demo_small, tmp_path):
     """02 with frame_mode select on the small demo trains the learned scorer (both feature kinds) and
     selects; 03 with frame_mode select answers 4 public-test questions with that scorer."""
-    from roadbuddy_utils.runner import run_profile
+    from roadbuddy_utils.report.runner import run_profile
 
     root = demo_small / "traffic_buddy_train+public_test"
     out = tmp_path / "02"
@@ -377,7 +385,7 @@ def test_04_validates_with_the_frames_03_would_select(brief, trained, tmp_path):
     selector block survives the JSON round trip torchrun's launch uses."""
     from dataclasses import asdict
 
-    from roadbuddy_utils.train import TrainConfig, config_from, train
+    from roadbuddy_utils.train.finetune import TrainConfig, config_from, train
 
     root, items, split = brief
     _, _, _, folder = trained
@@ -413,7 +421,7 @@ def test_contrastive_tuning_learns_the_asked_moment_and_saves_a_checkpoint(brief
     synthetic clips (a red light and a blue sign, a yellow car as distractor) the tiny random SigLIP
     learns to rank the asked event's frames first on held-out videos; the saved folder loads as an
     embedding checkpoint (the selector_model of the embedding scorer) and scores like the tuned state."""
-    from roadbuddy_utils.selection_tune import finetune_embedding
+    from roadbuddy_utils.selection.tune import finetune_embedding
 
     root, items, split = brief
     train_items = [i for i in items if i.id in set(split["train_ids"])]
@@ -436,7 +444,7 @@ def test_contrastive_tuning_learns_the_asked_moment_and_saves_a_checkpoint(brief
 
 
 def test_contrastive_tuning_with_lora_merges_into_a_plain_checkpoint(brief, tmp_path):
-    from roadbuddy_utils.selection_tune import finetune_embedding
+    from roadbuddy_utils.selection.tune import finetune_embedding
 
     root, items, split = brief
     train_items = [i for i in items if i.id in set(split["train_ids"])]

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from roadbuddy_utils.submit import SubmissionError, merge_predictions, write_submission
+from roadbuddy_utils.answer.submit import SubmissionError, merge_predictions, write_submission
 
 
 @pytest.fixture

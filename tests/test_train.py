@@ -9,12 +9,20 @@ import numpy as np
 import pytest
 import torch
 
-from roadbuddy_utils.data import load_items
-from roadbuddy_utils.infer import Example
-from roadbuddy_utils.models import VLM, ModelConfig
-from roadbuddy_utils.tiny import TINY_FAMILIES
-from roadbuddy_utils.train import (Collator, TrainConfig, apply_trainable, export_merged, lora_target_regex,
-                                   train, trainable_counts)
+from roadbuddy_utils.data.questions import load_items
+from roadbuddy_utils.models.config import ModelConfig
+from roadbuddy_utils.models.example import Example
+from roadbuddy_utils.models.tiny import TINY_FAMILIES
+from roadbuddy_utils.models.vlm import VLM
+from roadbuddy_utils.train.examples import Collator
+from roadbuddy_utils.train.finetune import (
+    TrainConfig,
+    apply_trainable,
+    export_merged,
+    lora_target_regex,
+    train,
+    trainable_counts,
+)
 
 TRAIN = "traffic_buddy_train+public_test/train/train.json"
 
@@ -129,7 +137,7 @@ def test_ddp_two_cpu_processes(demo_small, tmp_path):
     cfg = _cfg(demo_small, tmp_path, max_steps=2, eval_steps=2)
     from dataclasses import asdict
 
-    from roadbuddy_utils.util import write_json
+    from roadbuddy_utils.common.files import write_json
 
     path = write_json(asdict(cfg), tmp_path / "cfg.json")
     env = os.environ | {"OMP_NUM_THREADS": "1"}
@@ -145,7 +153,7 @@ def test_ddp_two_cpu_processes(demo_small, tmp_path):
 @pytest.fixture(scope="module")
 def learn_data(tmp_path_factory):
     """A few hundred one-event clips: enough for a clear gain in a CI-sized run."""
-    from roadbuddy_utils.demo_data import DemoConfig, generate
+    from roadbuddy_utils.demo.dataset import DemoConfig, generate
 
     root = tmp_path_factory.mktemp("learn")
     generate(root, DemoConfig(seed=3, n_train_videos=360, n_public_videos=1, n_private_videos=1), progress=False)
@@ -160,7 +168,7 @@ def test_learning_check_clear_gain_over_chance(learn_data, tmp_path):
     at 0.50-0.72 depending on the machine (benchmarks/RESULTS.md)."""
     import yaml
 
-    from roadbuddy_utils.runner import REPO
+    from roadbuddy_utils.common.files import REPO
 
     recipe = yaml.safe_load((REPO / "params/demo/04_lora_train.yaml").read_text())
     root = learn_data / "traffic_buddy_train+public_test"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from ..data import Problem
+from ..data.questions import Problem
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

@@ -22,7 +22,7 @@ import random
 from collections import defaultdict
 from pathlib import Path
 
-from ..util import write_json
+from ..common.files import write_json
 from .data import CAMERAS, FIXTURES, MVItem, load_multiview, parse_tags
 from .router import classify
 

@@ -16,9 +16,9 @@ from typing import Iterable, Sequence
 
 import yaml
 
+from ..common.files import REPO
 from .data import SUBTASKS, TAG_RE, MVItem, parse_options
 
-REPO = Path(__file__).resolve().parents[2]
 DEFAULT_ROUTING = REPO / "params" / "routing_default.yaml"
 STYLES = ("mcq", "yesno", "open")
 

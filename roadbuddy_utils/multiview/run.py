@@ -40,10 +40,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..data import Problem
-from ..hardware import MODEL_KEYS, describe, free_memory, is_oom, resolve_settings
-from ..models import ModelConfig
-from ..util import read_jsonl, repair_jsonl, write_json, write_jsonl
+from ..common.files import read_jsonl, repair_jsonl, write_json, write_jsonl
+from ..data.questions import Problem
+from ..machine.hardware import MODEL_KEYS, describe, free_memory, is_oom, resolve_settings
+from ..models.config import ModelConfig
 from .data import PHASE1_COUNTS, SUBTASKS, MVItem, load_multiview, select_images
 from .prompts import build_prompt
 from .retrieval import KnowledgeBase, Retriever
@@ -158,7 +158,7 @@ class ModelRegistry:
                 self.release(other)
         loader = self.loader
         if loader is None:
-            from ..models import VLM
+            from ..models.vlm import VLM
 
             loader = VLM.load
         t0 = time.perf_counter()

@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Sequence
 
-from ..extract import extract_letter, strip_think
+from ..models.extract import extract_letter, strip_think
 from .data import SUBTASKS, parse_options
 
 _GOLD_LETTER = re.compile(r"^\s*\(?([A-E])\)?(?:[\.\):]\s.*|[\.\):]?)\s*$", re.S)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..selection import EmbeddingModel, SelectorConfig
+from ..selection.selector import EmbeddingModel, SelectorConfig
 from .data import MVItem
 
 

@@ -1,0 +1,82 @@
+"""The grouped train / validation split (no clip on both sides), and the questions a run answers.
+
+    split = load_or_make_split(items, "outputs/demo/split.json")      # written once, read back by every notebook
+    items = eval_items(data_json, videos_root, split="val", split_file="outputs/demo/split.json")
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..common.files import write_json
+from .questions import Item, load_items
+
+
+def make_split(items: list[Item], val_fraction: float = 0.2, seed: int = 0) -> dict:
+    """Train/validation split grouped by video: no clip on both sides. Deterministic by seed."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    videos = sorted({i.video_rel for i in items})
+    order = np.random.default_rng(seed).permutation(len(videos))
+    n_val = max(1, int(round(val_fraction * len(videos))))
+    val_videos = {videos[k] for k in order[:n_val]}
+    return {"seed": seed, "val_fraction": val_fraction,
+            "train_ids": [i.id for i in items if i.video_rel not in val_videos],
+            "val_ids": [i.id for i in items if i.video_rel in val_videos],
+            "val_videos": sorted(val_videos)}
+
+
+def load_or_make_split(items: list[Item], split_path, val_fraction: float = 0.2, seed: int = 0) -> dict:
+    """Write the split once; every later call (every notebook) reads the same file back.
+
+    A stored split that does not cover exactly these items is an error, not silently replaced.
+    """
+    split_path = Path(split_path)
+    ids = {i.id for i in items}
+    if split_path.exists():
+        split = json.loads(split_path.read_text())
+        stored = set(split["train_ids"]) | set(split["val_ids"])
+        if stored != ids:
+            raise ValueError(f"{split_path}: stored split covers {len(stored)} ids but the data has {len(ids)} "
+                             f"({len(stored ^ ids)} differ); delete it to make a new split")
+        return split
+    split = make_split(items, val_fraction, seed)
+    write_json(split, split_path)
+    return split
+
+
+def select(items: list[Item], ids) -> list[Item]:
+    keep = set(ids)
+    return [i for i in items if i.id in keep]
+
+
+def attach_answers(items: list[Item], answers_json) -> list[Item]:
+    """Gold letters from a separate ``{id: letter}`` file (the demo's test answers) onto test items."""
+    if not answers_json:
+        return items
+    path = Path(answers_json)
+    try:
+        gold = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path}: cannot read answers ({e})") from e
+    for it in items:
+        if it.answer is None and it.id in gold:
+            it.answer = gold[it.id]
+    return items
+
+
+def eval_items(data_json, videos_root=None, split: str = "all", split_file=None, val_fraction: float = 0.2,
+               split_seed: int = 0, answers_json=None) -> list[Item]:
+    """The questions a run answers: ``all`` of the file, or the grouped ``val`` split (step 1's file)."""
+
+
+    items = attach_answers(load_items(data_json, videos_root), answers_json)
+    if split == "all":
+        return items
+    if split != "val":
+        raise ValueError(f"split must be 'val' or 'all', got {split!r}")
+    if not split_file:
+        raise ValueError("split='val' needs split_file (written by 01_explore)")
+    return select(items, load_or_make_split(items, split_file, val_fraction, split_seed)["val_ids"])
