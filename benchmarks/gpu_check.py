@@ -429,7 +429,7 @@ def markdown(results: dict) -> str:
              f"{results['frames']} frames per question ({results['frame_shape'][1]}×{results['frame_shape'][0]}, "
              f"448 × 448 pixel budget), {results['repeats']} timed calls per batch after one warm-up; seconds per "
              "question p50 / p95 (a batch's time divided by its size); peaks are torch.cuda.max_memory_allocated "
-             "(weights included), reset before each measurement; the planner's figures (plan.py, batch 1, QLoRA / "
+             "(weights included), reset before each measurement; the planner's figures (models/plan.py, batch 1, QLoRA / "
              "LoRA r 32 with gradient checkpointing) are for the same device (on a GPU they include its 0.75 GiB "
              "CUDA-context allowance)."]
     if results["size"] == "tiny":
@@ -477,7 +477,7 @@ def write_section(path, size: str, body: str) -> Path:
         blocks = "\n\n".join(f"### {_title(s)}\n\n<!-- gpu_check:{s}:begin -->\n{PENDING[s]}\n<!-- gpu_check:{s}:end -->"
                              for s in ("full", "tiny"))
         text = (text.rstrip("\n") + "\n\n" + BEGIN + "\n## GPU check (`benchmarks/gpu_check.py`, issue 11 item 9)\n\n"
-                "Full-size random-weight models built from the real config files (random_init.py), measured on CUDA; "
+                "Full-size random-weight models built from the real config files (models/random_init.py), measured on CUDA; "
                 "`--size tiny` runs the same code on the CPU.\n\n" + blocks + "\n" + END + "\n")
     start, stop = f"<!-- gpu_check:{size}:begin -->", f"<!-- gpu_check:{size}:end -->"
     head, rest = text.split(BEGIN, 1)

@@ -1,4 +1,4 @@
-"""benchmarks/gpu_check.py and random_init.py: every phase runs on tiny models on the CPU; the full-size
+"""benchmarks/gpu_check.py and models/random_init.py: every phase runs on tiny models on the CPU; the full-size
 path (models from the real configs, real-size tokenizers and processors) is checked without a GPU."""
 import importlib.util
 import json

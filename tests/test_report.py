@@ -1,4 +1,4 @@
-"""The index page of a profile's outputs (report.py): rows, numbers, links, robustness, and a real browser.
+"""The index page of a profile's outputs (report/index.py): rows, numbers, links, robustness, and a real browser.
 
     python -m pytest -q -p no:cacheprovider tests/test_report.py
     RB_WRITE_SCREENSHOT=1 python -m pytest -q -p no:cacheprovider tests/test_report.py -m browser   # docs/index_demo.png

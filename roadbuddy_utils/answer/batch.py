@@ -38,7 +38,7 @@ An output_dir holding lines of another variant is refused rather than resumed in
     run_inference(items, vlm, InferConfig(debias="prior", debias_sample=16), "outputs/demo/03_debiased")
 
 Frames are the clip's uniform segment centres, or, with ``selector=SelectorConfig(...)``
-(``frame_mode: select``), chosen per question by selection.py: the clip's candidates are decoded
+(``frame_mode: select``), chosen per question by selection/selector.py: the clip's candidates are decoded
 once and scored for each of its questions; that time is inside each question's ``time_ms`` (the
 clip's share plus the question's own scoring). With a time budget, the candidates are thinned
 first (``reduced_candidates``) and only then the model's frames. Each line records ``selector``,

@@ -1,6 +1,6 @@
 """Model-independent statistics and tables for 05_eval: compare runs, put intervals on them, explain them.
 
-    runs = results.load_runs(paths, labels=["zero-shot", "no video"], items=items)  # results.py
+    runs = results.load_runs(paths, labels=["zero-shot", "no video"], items=items)  # evaluate/results.py
     meta = results.runs_meta(paths, labels=["zero-shot", "no video"])
     acc, lo, hi = bootstrap_ci(runs["zero-shot"])              # 95 % interval, resampled by video
     d = paired_comparison(runs["no video"], runs["zero-shot"])  # McNemar on the common questions
@@ -9,8 +9,8 @@
     metrics = evaluate_runs(runs, meta)                          # everything 05 writes to metrics.json
 
 Every function takes the DataFrame of one run (one row per question, the columns of
-``predictions.jsonl``) and never looks at a model or a video; the figures are in ``plots.py``,
-choice permutations and the letter prior in ``choices.py``.
+``predictions.jsonl``) and never looks at a model or a video; the figures are in ``report/plots.py``,
+choice permutations and the letter prior in ``data/choices.py``.
 Conventions used throughout:
 
 * A question is *scored* when it has a gold ``answer``. Accuracy is over scored questions, an

@@ -3,7 +3,7 @@
     cfg = ModelConfig("OpenGVLab/InternVL3-8B-hf", dtype="bfloat16", n_frames=8)   # validated here
     FAMILIES[config.model_type]                                                    # internvl | qwen | qwen3
 
-Used by the model wrapper (``vlm.py``) and by the memory planner (``plan.py``, ``checkpoint.py``), which
+Used by the model wrapper (``vlm.py``) and by the memory planner (``models/plan.py``, ``checkpoint.py``), which
 plans a configuration before the wrapper loads it; neither of them imports the other's module for it.
 """
 from __future__ import annotations

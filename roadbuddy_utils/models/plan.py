@@ -6,7 +6,7 @@
 From the config files alone (``checkpoint.read_checkpoint``: no tokenizer, no weights) the model is
 built on the meta device (``accelerate.init_empty_weights``, weight init skipped, embeddings tied as
 transformers ties them) in the dtype it would load in, and quantized as ``from_pretrained`` does it:
-transformers' bitsandbytes quantizer (``replace_with_bnb_linear``) with ``models.py``'s skip list
+transformers' bitsandbytes quantizer (``replace_with_bnb_linear``) with ``models/vlm.py``'s skip list
 (vision tower, projector, ``lm_head`` stay 16-bit). Bytes per tensor are the quantizer's (0.5 per
 NF4 weight, 1 per LLM.int8 weight) plus the state bitsandbytes adds (NF4 with double quant: an 8-bit
 absmax per 64 weights and an fp32 one per 256 blocks; LLM.int8: an fp32 scale per output row).

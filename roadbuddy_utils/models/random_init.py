@@ -12,14 +12,14 @@ What a GPU check needs to measure time and memory without the real weights (benc
   for ``Linear4bit``; each weight becomes a ``Params4bit`` exactly as ``Bnb4bitQuantize`` makes it
   while loading), so the layers, bytes and NF4 codes equal those of a 4-bit ``VLM.load``. The
   16-bit model must fit once while it is quantized (about 16 GiB for an 8 B model);
-* the tokenizer: tiny.py's byte-level BPE padded with never-produced filler tokens to the config's
+* the tokenizer: models/tiny.py's byte-level BPE padded with never-produced filler tokens to the config's
   vocabulary size, the special tokens at the ids the config and the Qwen2 vocabulary use
   (``<|im_end|>`` 151645, ``<|video_pad|>`` 151656, InternVL's ``<IMG_CONTEXT>`` 151667, ...): the
   embedding and output layers keep their real size and the model config is used unchanged;
 * the processor: the checkpoint's own processor config files (patch and merge size,
   ``image_seq_length``, min / max pixels), so a prompt has the real number of visual tokens.
 
-A ``tiny:<family>`` source uses its own tokenizer and processor (tiny.py) and the same model path.
+A ``tiny:<family>`` source uses its own tokenizer and processor (models/tiny.py) and the same model path.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ def special_token_ids(model_type: str, config, specials: list[str]) -> dict[str,
 
 
 def real_size_tokenizer(model_type: str, config, out_dir) -> "PreTrainedTokenizerFast":
-    """tiny.py's tokenizer with ``config``'s vocabulary size and special-token ids, saved to ``out_dir``."""
+    """models/tiny.py's tokenizer with ``config``'s vocabulary size and special-token ids, saved to ``out_dir``."""
     from transformers import AutoTokenizer
 
     vocab_size = config.get_text_config().vocab_size

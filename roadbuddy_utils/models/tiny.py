@@ -1,7 +1,7 @@
 """Tiny, randomly initialised models of the real architectures, for the demo profile and the tests.
 
     path = resolve_model_id("tiny:internvl")      # builds once into the cache, returns the folder
-    vlm = VLM.load(ModelConfig("tiny:internvl"))  # models.py calls resolve_model_id for you
+    vlm = VLM.load(ModelConfig("tiny:internvl"))  # models/vlm.py calls resolve_model_id for you
     path = resolve_model_id("tiny:siglip")        # the image-text embedding twin (frame selection)
 
 Model hubs are unreachable on the development machines, so no pretrained weights exist here. A tiny
@@ -13,7 +13,7 @@ Its weights are random: it answers at chance until trained, and every report mad
 
 ``tiny:siglip`` is a tiny random SigLIP (``SiglipModel`` + ``SiglipProcessor``, loaded through
 ``AutoModel`` / ``AutoProcessor`` like ``google/siglip-base-patch16-224``): the image-text embedding
-model of test-time frame selection (selection.py), 112 px images, patch 16, width 64 x 2 layers.
+model of test-time frame selection (selection/selector.py), 112 px images, patch 16, width 64 x 2 layers.
 
 Sizes (see shared/reference/stack-notes.md): vision width 32 x 2 layers, language model width 64 x
 2 layers; InternVL 112 px frames, patch 14, pixel shuffle 0.5 -> 16 tokens per frame; Qwen2.5-VL

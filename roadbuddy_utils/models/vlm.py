@@ -18,10 +18,10 @@ Families (``config.model_type``): ``internvl`` (HF-format InternVL3 checkpoints)
 
 ``likelihood`` scoring is one forward pass: the logits at the position after
 ``<|im_start|>assistant\\n`` restricted to the letters the question offers, softmaxed. It cannot
-fail to parse. ``generate`` decodes greedily and runs the one extractor (``extract.py``); a reply it
+fail to parse. ``generate`` decodes greedily and runs the one extractor (``models/extract.py``); a reply it
 cannot read falls back to the likelihood scores, marked ``source: "fallback_likelihood"``.
 
-Hardware (``hardware.py`` decides): ``dtype: auto`` is bfloat16 from compute capability 8.0,
+Hardware (``machine/hardware.py`` decides): ``dtype: auto`` is bfloat16 from compute capability 8.0,
 float16 on a T4 / V100, float32 on the CPU; ``attn_implementation: auto`` is FlashAttention-2 where
 it runs, else SDPA. ``quantization: 4bit`` loads the language model in NF4 with double quantisation
 (compute in the resolved dtype), ``8bit`` in LLM.int8; the vision tower, projector and ``lm_head``

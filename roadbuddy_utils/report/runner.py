@@ -8,7 +8,7 @@ parameters (working directory: the repository root, so relative paths in the YAM
 the executed notebook and an HTML copy to ``outputs/<profile>/``, and record parameters,
 durations, package versions and the git commit in ``outputs/<profile>/manifest.json``. The run
 stops at the first failing notebook and shows the cell that failed. ``outputs/<profile>/index.html``
-(report.py), rewritten after every notebook, links every run's report, numbers and figures.
+(report/index.py), rewritten after every notebook, links every run's report, numbers and figures.
 
 ``params/<profile>/_profile.yaml`` may hold settings for the whole profile; ``demo_data`` there makes
 the runner generate the demo dataset first (once); ``skip`` (notebook stem: why) leaves notebooks out of

@@ -249,7 +249,7 @@ def run_selection(items: Sequence[Item], split: dict, cfg: SelectorConfig, n_fra
     write ``selected_frames.jsonl`` and ``selection_metrics.json``; returns the metrics.
 
     ``tune_steps`` > 0 also fine-tunes the embedding model contrastively on the train side
-    (selection_tune.py, ``{output_dir}/embedding_tuned``) and measures it as ``embedding[tuned]``."""
+    (selection/tune.py, ``{output_dir}/embedding_tuned``) and measures it as ``embedding[tuned]``."""
     from tqdm.auto import tqdm
 
     out = Path(output_dir)

@@ -21,7 +21,7 @@ frames a selector picks per question (chosen once, lines in ``selected_frames.js
 every epoch (or ``eval_steps``); the best adapter by that accuracy is kept; TensorBoard logs;
 ``resume_from="last"`` continues after a kill. Runs unchanged under ``torchrun`` / ``accelerate launch``.
 
-Hardware (``hardware.py`` decides the ``auto`` values): base weights in bfloat16 from compute
+Hardware (``machine/hardware.py`` decides the ``auto`` values): base weights in bfloat16 from compute
 capability 8.0, float16 below, float32 on the CPU; mixed precision bf16 where native, fp16 on a T4
 / V100; parts that train are kept in float32. ``quantization: 4bit`` is QLoRA: the base in NF4,
 ``peft.prepare_model_for_kbit_training``, LoRA, gradient checkpointing, and the ``paged_adamw_8bit``
