@@ -10,6 +10,10 @@ videos, 03 accuracy with a 95 % interval resampled by video beside chance, 04 va
 before -> best, 05 the summary table, 06 subtask counts and the offline score, 07 the submission
 check), then each run's figures as thumbnails linking to the full images.
 
+The page's markup is one Jinja2 template beside this file (``index.html.j2``, autoescaping on): its macros
+make the small parts (chips of label and value, inner tables, links, a "-" with its reason), the rest is the
+page. This module only reads the products and hands the template text and numbers.
+
 The folder must work when zipped and opened anywhere, and in any browser: only relative links, no
 JavaScript, no external CSS or fonts, every text escaped. Headlines are read defensively: a missing,
 stale (older than the run) or malformed product shows "-" (hover for the reason), never a broken page.
@@ -17,7 +21,6 @@ stale (older than the run) or malformed product shows "-" (hover for the reason)
 from __future__ import annotations
 
 import csv
-import html
 import json
 import math
 import os
@@ -28,14 +31,31 @@ from pathlib import Path
 from typing import Callable
 from urllib.parse import quote
 
+from jinja2 import Environment, FileSystemLoader
+from markupsafe import Markup
+
 from ..common.files import REPO
 
+TEMPLATE = "index.html.j2"
 MAX_FIGURES = 40  # per run: a run writing hundreds of images must not make the page unusable
 DASH = "-"
 
 
 class Unavailable(Exception):
     """A headline cannot be shown (file missing, stale or malformed); the message says why."""
+
+
+_ENV = Environment(loader=FileSystemLoader(Path(__file__).parent), autoescape=True, trim_blocks=True,
+                   lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def _template():
+    return _ENV.get_template(TEMPLATE)
+
+
+def _part(name: str, *args) -> Markup:
+    """One of the template's macros (a chip row, an inner table, a link, ...) as markup."""
+    return getattr(_template().module, name)(*args)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -97,21 +117,19 @@ def _json(path: Path, since: float | None) -> dict:
 
 
 def _num(x) -> str:
-    """A value for the page: floats to 3 decimals, "-" for none or NaN, anything else as escaped text."""
+    """A value for the page: floats to 3 decimals, "-" for none or NaN, anything else as text."""
     if x is None or isinstance(x, float) and not math.isfinite(x):
         return DASH
-    return format(x, ".3f") if isinstance(x, float) else html.escape(str(x))
+    return format(x, ".3f") if isinstance(x, float) else str(x)
 
 
-def _pairs(pairs: list[tuple[str, str]]) -> str:
-    """``label value`` chips; values are already HTML (escaped numbers or small fragments)."""
-    return " ".join(f'<span class="kv"><span class="k">{html.escape(k)}</span> {v}</span>' for k, v in pairs)
+def _pairs(pairs: list[tuple[str, object]]) -> Markup:
+    """``label value`` chips; a value is text (escaped by the template) or a macro's markup."""
+    return _part("pairs", pairs)
 
 
-def _table(rows: list[dict], columns: list[str]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_num(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f'<table class="inner"><tr>{head}</tr>{body}</table>'
+def _table(rows: list[dict], columns: list[str]) -> Markup:
+    return _part("table", [[_num(r.get(c)) for c in columns] for r in rows], columns)
 
 
 def _interval(acc, lo, hi) -> str:
@@ -154,7 +172,7 @@ def headline_zero_shot(ctx: dict) -> str:
         try:
             acc = _interval(*bootstrap_ci(read_predictions(_fresh(pred, ctx["since"])), n_boot=2000, seed=0))
         except (Unavailable, ValueError, KeyError) as e:  # numbers of metrics.json still stand
-            acc = f'{acc} <span class="why" title="{html.escape(str(e))}">(no interval)</span>'
+            acc = _part("with_note", acc, "(no interval)", str(e))
     meta = run_meta(pred)
     pairs = [("n", _num(m.get("n"))), ("accuracy [95 % CI by video]", acc if m.get("n") else "no gold answers"),
              ("chance", _num(m.get("chance"))), ("errors", _num(m.get("n_errors")))]
@@ -169,11 +187,11 @@ def headline_zero_shot(ctx: dict) -> str:
 
 def headline_train(ctx: dict) -> str:
     m = _json(ctx["run_dir"] / "metrics.json", ctx["since"])
-    return _pairs([("val accuracy", f"{_num(m.get('val_accuracy_before'))} &rarr; {_num(m.get('val_accuracy_best'))}"),
+    return _pairs([("val accuracy", _part("arrow", _num(m.get('val_accuracy_before')), _num(m.get('val_accuracy_best')))),
                    ("chance", _num(m.get("chance"))), ("steps", _num(m.get("steps"))),
                    ("train / val questions", f"{_num(m.get('n_train'))} / {_num(m.get('n_val'))}"),
                    ("training time", _duration(m.get("train_runtime_s")))]
-                  + ([("validation frames", f"{html.escape(str(vf.get('selector')))}, hit@{_num(vf.get('k'))} {_num(vf.get('hit_at_k'))}")]
+                  + ([("validation frames", f"{vf.get('selector')}, hit@{_num(vf.get('k'))} {_num(vf.get('hit_at_k'))}")]
                      if (vf := m.get("val_frames") or {}).get("frame_mode") == "select" else []))
 
 
@@ -219,7 +237,7 @@ def headline_submit(ctx: dict) -> str:
         root = ctx["params"].get("videos_root")
         problems += check_submission({r["id"]: {"pred": r["answer"]} for r in rows}, _resolve(test_json, ctx["repo"]),
                                      _resolve(root, ctx["repo"]) if root else None)
-    check = ("ok" if not problems else f"{len(problems)} problem(s): {html.escape(problems[0])}") if test_json \
+    check = ("ok" if not problems else f"{len(problems)} problem(s): {problems[0]}") if test_json \
         else "not re-checked (no test_json parameter)"
     return _pairs([("rows", _num(len(rows))), ("check", check),
                    ("file", _link(path, ctx["out_dir"], f"{path.parent.name}/{path.name}"))])
@@ -250,8 +268,8 @@ def headline(entry: dict, out_dir: Path, repo: Path) -> str:
         return _why(f"{type(e).__name__}: {e}".replace(str(repo) + os.sep, ""))
 
 
-def _why(reason: str) -> str:
-    return f'<span class="why" title="{html.escape(reason)}">{DASH}</span>'
+def _why(reason: str) -> Markup:
+    return _part("why", reason, DASH)
 
 
 def _started(entry: dict) -> float | None:
@@ -278,13 +296,12 @@ def figures(entry: dict, repo: Path) -> list[Path]:
 
 
 def _href(path: Path, out_dir: Path) -> str:
-    """A URL relative to the index (relpath also for folders outside it), percent-encoded, HTML-escaped."""
-    rel = os.path.relpath(path, out_dir).replace(os.sep, "/")
-    return html.escape(quote(rel, safe="/@-_.~"), quote=True)
+    """A URL relative to the index (relpath also for folders outside it), percent-encoded (the template escapes)."""
+    return quote(os.path.relpath(path, out_dir).replace(os.sep, "/"), safe="/@-_.~")
 
 
-def _link(path: Path, out_dir: Path, text: str) -> str:
-    return f'<a href="{_href(path, out_dir)}">{html.escape(text)}</a>'
+def _link(path: Path, out_dir: Path, text: str) -> Markup:
+    return _part("link", _href(path, out_dir), text)
 
 
 def _duration(s) -> str:
@@ -339,95 +356,55 @@ def rows_of(manifest: dict, planned: list[str] | None = None) -> list[dict]:
     return entries + [{"run": r, "status": "not run"} for r in planned if r not in done]
 
 
-def _run_cells(e: dict, out_dir: Path, repo: Path) -> str:
+def _run_row(e: dict, out_dir: Path, repo: Path) -> dict:
+    """One row of the runs table: status, duration, links (report, notebook, this run's metrics.json), headline."""
     status = e.get("status") or "unknown"
     links = []
     for key, label in (("html", "report"), ("output", "notebook")):
         if e.get(key):
             p = out_dir / e[key] if key == "html" else _resolve(e[key], repo)
             if p.is_file():
-                links.append(_link(p, out_dir, label))
+                links.append((_href(p, out_dir), label))
     od = (e.get("parameters") or {}).get("output_dir")
     metrics = _resolve(od, repo) / "metrics.json" if od else None
     if status != "not run" and metrics is not None and metrics.is_file() and \
             metrics.stat().st_mtime >= (_started(e) or 0):  # never link an earlier run's numbers
-        links.append(_link(metrics, out_dir, "metrics.json"))
-    err = f'<pre class="err">{html.escape(str(e["error"]))}</pre>' if e.get("error") else ""
-    return (f'<tr id="run-{html.escape(str(e.get("run")), quote=True)}"><td class="run">{html.escape(str(e.get("run")))}</td>'
-            f'<td><span class="st {html.escape(status.replace(" ", "-"), quote=True)}">{html.escape(status)}</span></td>'
-            f'<td class="num">{_duration(e.get("duration_s")) if status != "not run" else DASH}</td>'
-            f'<td>{" ".join(links) or DASH}</td><td>{headline(e, out_dir, repo)}{err}</td></tr>')
+        links.append((_href(metrics, out_dir), "metrics.json"))
+    return {"run": str(e.get("run")), "status": status, "status_class": status.replace(" ", "-"),
+            "duration": _duration(e.get("duration_s")) if status != "not run" else DASH, "links": links,
+            "headline": headline(e, out_dir, repo), "error": str(e["error"]) if e.get("error") else None}
 
 
-def _figure_section(e: dict, out_dir: Path, repo: Path) -> str:
+def _figure_section(e: dict, out_dir: Path, repo: Path) -> dict | None:
     figs = figures(e, repo)
     if not figs:
-        return ""
+        return None
     run_dir = _resolve(e["parameters"]["output_dir"], repo)
-    names = [p.relative_to(run_dir).as_posix() for p in figs]
-    cards = "".join(f'<figure><a href="{_href(p, out_dir)}"><img src="{_href(p, out_dir)}" alt="{html.escape(n)}" '
-                    f'loading="lazy"></a><figcaption>{html.escape(n)}</figcaption></figure>'
-                    for p, n in zip(figs[:MAX_FIGURES], names))
-    more = f"<p>and {len(figs) - MAX_FIGURES} more in the run's folder</p>" if len(figs) > MAX_FIGURES else ""
-    return f'<h3>{html.escape(str(e.get("run")))}</h3><div class="figs">{cards}</div>{more}'
-
-
-CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:24px;color:#1d232a;max-width:1400px}
-h1{font-size:1.5em;margin:0 0 4px} h2{font-size:1.15em;margin:28px 0 8px;border-bottom:1px solid #d5dae0}
-h3{font-size:1em;margin:18px 0 6px} table{border-collapse:collapse}
-table.meta td{padding:2px 14px 2px 0;vertical-align:top} table.meta td:first-child{color:#5b6670;white-space:nowrap}
-table.runs{width:100%} table.runs>tbody>tr>th,table.runs>tbody>tr>td{border-bottom:1px solid #e3e7eb;padding:6px 8px;
-text-align:left;vertical-align:top} table.runs th{background:#f3f5f7}
-table.inner{margin:2px 0 4px;font-size:.88em} table.inner th,table.inner td{border:1px solid #e3e7eb;padding:1px 6px}
-td.run{font-family:ui-monospace,Menlo,Consolas,monospace;white-space:nowrap} td.num{white-space:nowrap}
-.st{padding:1px 8px;border-radius:9px;font-size:.85em;white-space:nowrap;background:#e8ebee}
-.st.ok{background:#d6f2dc;color:#14532d} .st.failed,.st.interrupted{background:#fbd9d9;color:#7f1d1d}
-.st.running{background:#fdf0c8;color:#713f12} .st.not-run{background:#eceff2;color:#69737d}
-.kv{display:inline-block;margin:0 14px 2px 0;white-space:nowrap} .k{color:#5b6670;font-size:.88em}
-.why{color:#69737d;cursor:help} pre.err{background:#fff4f4;border:1px solid #f2c4c4;padding:6px;white-space:pre-wrap;
-font-size:.85em;margin:4px 0 0} .figs{display:flex;flex-wrap:wrap;gap:12px}
-figure{margin:0;width:250px} figure img{max-width:250px;max-height:190px;border:1px solid #d5dae0;display:block}
-figcaption{font-size:.8em;color:#5b6670;word-break:break-all} .small{color:#69737d;font-size:.85em}
-"""
+    cards = [(_href(p, out_dir), p.relative_to(run_dir).as_posix()) for p in figs[:MAX_FIGURES]]
+    return {"run": str(e.get("run")), "cards": cards, "more": max(0, len(figs) - MAX_FIGURES)}
 
 
 def render(out_dir: Path, manifest: dict, repo: Path = REPO, planned: list[str] | None = None) -> str:
     """The index page for ``manifest`` as HTML text (links relative to ``out_dir``)."""
     out_dir = Path(out_dir)
     rows = rows_of(manifest, planned)
-    profile = str(manifest.get("profile") or out_dir.name)
     total = sum(e.get("duration_s") or 0 for e in rows if isinstance(e.get("duration_s"), (int, float)))
     counts = {s: sum(e.get("status") == s for e in rows) for s in ("ok", "failed", "interrupted", "running", "not run")}
     versions = manifest.get("versions") or {}
-    machine = manifest.get("machine")
     meta = [("git commit", manifest.get("git_commit")), ("started", manifest.get("started")),
             ("finished", manifest.get("finished") or "not finished"),
             ("runs", ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "none"),
             ("time in notebooks", _duration(total)), ("data preparation", _duration(manifest.get("prepare_s"))),
             ("platform", manifest.get("platform"))]
-    meta += machine_rows(machine)
+    meta += machine_rows(manifest.get("machine"))
     meta.append(("packages", " · ".join(f"{k} {v or 'not installed'}" for k, v in versions.items()) or DASH))
-    meta_html = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v if v is not None else DASH))}</td></tr>"
-                        for k, v in meta)
-    manifest_link = _link(out_dir / "manifest.json", out_dir, "manifest.json") if (out_dir / "manifest.json").is_file() \
-        else "manifest.json"
-    runs_html = "".join(_run_cells(e, out_dir, repo) for e in rows)
-    figs_html = "".join(_figure_section(e, out_dir, repo) for e in rows) or "<p>no figures yet</p>"
-    written = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Road Buddy: {html.escape(profile)}</title><style>{CSS}</style></head>
-<body><h1>Road Buddy &middot; profile {html.escape(profile)}</h1>
-<p class="small">Index of this folder, written {html.escape(written)} from {manifest_link}. Hover a "-" for why a
-number is missing.</p>
-<table class="meta">{meta_html}</table>
-<h2>Runs, in execution order</h2>
-<table class="runs"><tr><th>run</th><th>status</th><th>duration</th><th>links</th><th>headline numbers</th></tr>
-{runs_html}</table>
-<h2>Figures</h2>{figs_html}
-</body></html>
-"""
+    page = {"profile": str(manifest.get("profile") or out_dir.name),
+            "written": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "manifest_href": _href(out_dir / "manifest.json", out_dir) if (out_dir / "manifest.json").is_file() else None,
+            "meta": [(k, str(v if v is not None else DASH)) for k, v in meta],
+            "runs": [_run_row(e, out_dir, repo) for e in rows],
+            "figures": [f for e in rows if (f := _figure_section(e, out_dir, repo))]}
+    return _template().render(page=page).lstrip()
 
 
 def write_index(out_dir, manifest: dict, repo: Path = REPO, planned: list[str] | None = None) -> Path:
