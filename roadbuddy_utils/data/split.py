@@ -53,17 +53,33 @@ def select(items: list[Item], ids) -> list[Item]:
 
 
 def attach_answers(items: list[Item], answers_json) -> list[Item]:
-    """Gold letters from a separate ``{id: letter}`` file (the demo's test answers) onto test items."""
+    """Gold letters from a separate answer key onto items that have none (a test split): a competition-style
+    JSON with ``answer`` fields, an ``{id: letter}`` map or an ``id,answer`` CSV (``keys.read_answer_key``).
+
+    A file that cannot be used at all raises ``DatasetError``; a bad entry, or a letter the question
+    does not offer, leaves that item without gold and is named in one warning (never guessed)."""
     if not answers_json:
         return items
-    path = Path(answers_json)
-    try:
-        gold = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path}: cannot read answers ({e})") from e
+    from .keys import file_problems, parse_answer_key
+    from .questions import DatasetError, Problem
+
+    gold, problems = parse_answer_key(answers_json)
+    if file_problems(problems):
+        raise DatasetError(problems)
     for it in items:
-        if it.answer is None and it.id in gold:
-            it.answer = gold[it.id]
+        letter = gold.get(it.id)
+        if it.answer is not None or letter is None:
+            continue
+        if letter in it.letters:
+            it.answer = letter
+        else:
+            problems.append(Problem(str(answers_json), it.id, "answer", f"{letter} is not one of this question's "
+                                                                           f"letters {it.letters}: left without gold"))
+    if problems:
+        import warnings
+
+        warnings.warn(f"{answers_json}: {len(problems)} answer(s) not used:\n" + "\n".join(map(str, problems)),
+                      stacklevel=2)
     return items
 
 
