@@ -1,4 +1,4 @@
-"""Command line: ``python -m roadbuddy_utils {validate,demo-data,run,train,plan} ...`` (``--help`` on each)."""
+"""Command line: ``python -m roadbuddy_utils {validate,demo-data,run,train,plan,ensemble} ...`` (``--help`` on each)."""
 from __future__ import annotations
 
 import argparse
@@ -35,7 +35,31 @@ def main(argv=None) -> int:
 
     add_arguments(pl)
 
+    en = sub.add_parser("ensemble", help="combine runs of the same questions into one run that 05 and 07 take "
+                                         "(exit 2 on bad input)")
+    en.add_argument("runs", nargs="+", help="members: predictions.jsonl or submission .csv files (single-clip), or 06's "
+                                            "results.json files (multi-camera: joined by position; vote or mean)")
+    en.add_argument("--method", choices=["vote", "mean", "fit"], required=True,
+                    help="vote: majority letter; mean: average letter probabilities; fit: weights learned on --val")
+    en.add_argument("--out", required=True, help="folder for predictions.jsonl (or results.json) and ensemble.json")
+    en.add_argument("--val", nargs="+", default=None, help="fit: the same members' runs on labelled questions, same order")
+    en.add_argument("--labels", nargs="+", default=None, help="one name per member (default: their folder names)")
+    en.add_argument("--folds", type=int, default=5, help="fit: cross-validation folds, grouped by video")
+
     args = ap.parse_args(argv)
+    if args.cmd == "ensemble":
+        multi = [str(p).endswith(".json") for p in args.runs]
+        try:
+            if any(multi) and not all(multi):
+                raise ValueError("mix of 06's results.json and single-clip runs: ensemble one kind at a time")
+            if all(multi):
+                from .multiview.ensemble import cli as ensemble_cli
+            else:
+                from .evaluate.ensemble import cli as ensemble_cli
+            return ensemble_cli(args)
+        except (ValueError, OSError) as e:
+            print(f"ensemble: {e}", file=sys.stderr)
+            return 2
     if args.cmd == "validate":
         from .data.questions import format_report, validate
 

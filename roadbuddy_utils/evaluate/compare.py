@@ -77,7 +77,7 @@ def majority_letter_baseline(reference: pd.DataFrame, df: pd.DataFrame | None = 
     per_k = {k: _letter_ranking(g["answer"]) for k, g in ref.groupby("n_choices")} if by_n_choices else {}
     hits = []
     for k, gold in zip(ev["n_choices"], ev["answer"]):
-        offered = LETTERS[:int(k)]
+        offered = LETTERS if _missing(k) else LETTERS[:int(k)]  # k unknown: a submission without its questions
         ranking = [l for l in per_k.get(k, overall) + overall + list(offered) if l in offered]
         hits.append(ranking[0] == gold)
     return float(np.mean(hits))
