@@ -224,3 +224,20 @@ def test_multiview_ensemble_joins_by_position(tmp_path, capsys):
     out = json.loads((tmp_path / "y/results.json").read_text())
     assert out[0]["answer"] is None and "different ids" in out[0]["error"]
     assert main(["ensemble", str(paths[0]), str(paths[1]), "--method", "fit", "--out", str(tmp_path / "z")]) == 2
+
+
+def test_profiles_ensemble_runs_they_have():
+    """Each profile's 05 ``ensembles`` names runs of the same file and a known method (a typo would only fail
+    at the end of a long run)."""
+    import yaml
+
+    from roadbuddy_utils.common.files import REPO
+
+    seen = 0
+    for path in sorted(REPO.glob("params/*/05_eval*.yaml")):
+        p = yaml.safe_load(path.read_text()) or {}
+        for spec in p.get("ensembles") or []:
+            seen += 1
+            assert spec["method"] in ensemble.METHODS and set(spec) <= {"label", "method", "members", "val"}, path
+            assert set(spec.get("members") or []) <= set(p["labels"]), (path, spec)
+    assert seen
