@@ -172,6 +172,89 @@ def test_split_written_once_and_reused(tmp_path):
     mtime = path.stat().st_mtime_ns
     s2 = split.load_or_make_split(items, path, 0.5, seed=9)  # other arguments: the stored split wins
     assert s1 == s2 and path.stat().st_mtime_ns == mtime
-    with pytest.raises(ValueError, match="delete it"):
+    with pytest.raises(ValueError, match="split of other data. Leave split_file unset"):
         split.load_or_make_split(items[:-3], path)
     assert json.loads(path.read_text())["seed"] == 0
+
+
+def test_a_split_belongs_to_its_data(tmp_path, monkeypatch):
+    """Without split_file each dataset gets its own split file (no collision with the demo's, nothing to delete)."""
+    monkeypatch.chdir(tmp_path)
+    items, other = _many(), _many()[:-3]
+    s1 = split.load_or_make_split(items)
+    assert split.load_or_make_split(other)["train_ids"] != s1["train_ids"]  # no refusal: another file
+    assert split.default_split_file(items) != split.default_split_file(other)
+    assert split.default_split_file(items) == split.default_split_file(list(reversed(items)))  # order-free
+    assert split.load_or_make_split(items) == s1 and len(list((tmp_path / "outputs/splits").glob("*.json"))) == 2
+
+
+# ----------------------------------------------------------------------------- a letter written twice (issue 18)
+# The shapes of the 13 official items whose choices repeat a letter with another text (fixtures of our own).
+RELETTERED = [
+    ("speed", ["A. 50Km/h", "B. 60Km/h", "B. 70Km/h", "B. 80Km/h"], "A. 50Km/h",
+     [("A", "50Km/h"), ("B", "60Km/h"), ("C", "70Km/h"), ("D", "80Km/h")], "A"),
+    ("turn", ["A. Đi thẳng", "B. Rẽ trái", "C. Rẽ phải", "C. Vòng quay đầu"], "C. Rẽ phải",
+     [("A", "Đi thẳng"), ("B", "Rẽ trái"), ("C", "Rẽ phải"), ("D", "Vòng quay đầu")], "C"),
+    ("count", ["A. 1", "B. 2", "B. 3", "B. 4"], "B. 2", [("A", "1"), ("B", "2"), ("C", "3"), ("D", "4")], "B"),
+    ("count_test", ["A. 0", "B. 1", "B. 2", "B. 3"], None, [("A", "0"), ("B", "1"), ("C", "2"), ("D", "3")], None),
+    ("signs_test", ["A. Cấm dừng và đỗ xe", "B. Báo nơi giao nhau chạy theo vòng xuyến", "C. Cấm rẽ trái",
+                    "C. Cấm rẽ phải"], None,
+     [("A", "Cấm dừng và đỗ xe"), ("B", "Báo nơi giao nhau chạy theo vòng xuyến"), ("C", "Cấm rẽ trái"),
+      ("D", "Cấm rẽ phải")], None),
+]
+
+
+@pytest.mark.parametrize("name,raw,answer,choices,gold", RELETTERED, ids=[r[0] for r in RELETTERED])
+def test_a_repeated_letter_keeps_every_choice_by_position(write_items, name, raw, answer, choices, gold):
+    items, probs = questions.parse_items(write_items([item(name, choices=raw, answer=answer)]))
+    assert items[0].choices == choices and items[0].letters == list("ABCD")
+    assert items[0].answer == gold
+    assert [(p.item_id, p.field, p.severity) for p in probs] == [(name, "choices", "warning")]
+    assert "relettered by position" in probs[0].message and str(probs[0]).startswith(str(items[0].source_file))
+
+
+def test_gold_of_a_relettered_item_is_matched_by_its_text_first(write_items):
+    # "C. Vòng quay đầu" was written with the letter C but is the fourth choice: its text says D
+    it = questions.load_items(write_items([item("t", choices=RELETTERED[1][1], answer="C. Vòng quay đầu")]))[0]
+    assert it.answer == "D"
+    # a gold given as a bare letter can only be read by letter
+    it = questions.load_items(write_items([item("t", choices=RELETTERED[2][1], answer="B")]))[0]
+    assert it.answer == "B"
+
+
+def test_the_doubled_list_still_collapses_and_a_relettered_doubled_list_too(write_items):
+    raw = RELETTERED[2][1]
+    items, probs = questions.parse_items(write_items([item("d", choices=raw + raw, answer="B. 2")]))
+    assert items[0].choices == RELETTERED[2][3] and items[0].answer == "B"
+    assert [p.field for p in probs] == ["choices"]
+
+
+def test_warnings_and_errors_are_told_apart(write_items):
+    p = write_items([
+        item("relettered", choices=RELETTERED[0][1], answer="A. 50Km/h"),
+        item("no_letter", choices=["A. Có", "Không"], answer="A. Có"),
+        item("truncated", answer="C. Xan"),
+        item("past_end", support_frames=[9.5]),
+        item("bad_answer", answer="D. Không có"),
+        item("empty", question=""),
+    ])
+    items, probs = questions.parse_items(p)
+    sev = {(x.item_id, x.severity) for x in probs}
+    assert {("relettered", "warning"), ("no_letter", "warning"), ("truncated", "warning"),
+            ("past_end", "warning"), ("bad_answer", "error"), ("empty", "error")} == sev
+    assert "prefix" in next(x.message for x in probs if x.item_id == "truncated")
+    assert {i.id for i in items} == {"relettered", "no_letter", "truncated", "past_end", "bad_answer"}
+
+
+def test_validate_skip_videos_on_the_real_shapes_exits_zero_and_names_every_id(write_items):
+    p = write_items([item(name, choices=raw, answer=answer) for name, raw, answer, _, _ in RELETTERED]
+                    + [item("no_letter", choices=["A. Có", "Không"], answer="A. Có")])
+    r = subprocess.run([sys.executable, "-m", "roadbuddy_utils", "validate", str(p), "--skip-videos"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for name, *_ in RELETTERED:
+        assert f"id={name} field=choices: relettered by position" in r.stdout
+    assert "0 errors, 6 warnings" in r.stdout and "video not found" not in r.stdout
+    assert "missing videos: not checked (--skip-videos)" in r.stdout
+    r = subprocess.run([sys.executable, "-m", "roadbuddy_utils", "validate", str(p)], capture_output=True, text=True)
+    assert r.returncode == 1 and "video not found" in r.stdout  # with the videos checked, a missing clip is an error

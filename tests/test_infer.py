@@ -1,6 +1,7 @@
 """Batch inference: resume, unreadable videos, out-of-memory, time budget, shards, submission."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,12 +131,37 @@ def test_shards_partition_by_video_and_merge_to_a_valid_submission(data, tmp_pat
     assert len(e.value.problems) == len(shards[1]) and not (tmp_path / "half" / "submission.csv").exists()
 
 
-def test_eval_items_val_split_is_the_stored_one(data, tmp_path):
+def test_eval_items_val_split_is_the_stored_one(data, tmp_path, monkeypatch):
+    from roadbuddy_utils.data.split import default_split_file
+
     val = eval_items(data / TRAIN, split="val", split_file=tmp_path / "split.json")
     split = json.loads((tmp_path / "split.json").read_text())
     assert [i.id for i in val] == split["val_ids"]
-    with pytest.raises(ValueError, match="split_file"):
-        eval_items(data / TRAIN, split="val")
+    monkeypatch.chdir(tmp_path)  # without split_file: the split derived from the data, under outputs/splits
+    assert [i.id for i in eval_items(data / TRAIN, split="val")] == split["val_ids"]
+    derived = default_split_file(load_items(data / TRAIN))
+    assert derived.parent == Path("outputs/splits") and json.loads(derived.read_text()) == split
     test = eval_items(data / "traffic_buddy_train+public_test/public_test/public_test.json",
                       answers_json=data / "answers/public_test_answers.json")
     assert all(i.answer in i.letters for i in test)
+
+
+def test_relettered_items_are_scored_on_every_choice_and_submitted(write_items, tmp_path, tiny_vlm):
+    """The real shapes whose choices repeat a letter (issue 18), on a test split without videos: the tiny
+    model answers from the text alone, with a score for every positional letter, and 07 writes each id."""
+    from test_data import RELETTERED
+
+    p = write_items([{"id": f"testb_{k:04d}", "question": "Biển báo nào xuất hiện?", "choices": raw,
+                      "video_path": f"videos/missing_{k}.mp4"} for k, (_, raw, *_) in enumerate(RELETTERED)],
+                    "private_test.json", "priv")
+    items = load_items(p)
+    assert all(i.letters == list("ABCD") for i in items)
+    lines = run_inference(items, tiny_vlm("qwen2_5_vl", n_frames=2), InferConfig(batch_size=2, time_budget_s=None),
+                          tmp_path / "03", progress=False)
+    assert [r["id"] for r in lines] == [i.id for i in items]
+    for r in lines:
+        assert r["text_only"] and "file not found" in r["error"]  # recorded, and answered from the text
+        assert set(r["scores"]) == set("ABCD") and r["pred"] in "ABCD"
+    files = write_submission(merge_predictions([str(tmp_path / "03" / "predictions.jsonl")]), p, tmp_path / "07")
+    rows = files["submission"].read_text().splitlines()
+    assert rows[0] == "id,answer" and [r.split(",")[0] for r in rows[1:]] == [i.id for i in items]

@@ -175,3 +175,44 @@ def test_smoke_04_then_03_with_the_adapter(smoke_data, tmp_path):
     run = json.loads((tmp_path / "03" / "run_config.json").read_text())
     assert run["model"]["adapter_path"] == str(adapter)
     assert json.loads((tmp_path / "03" / "metrics.json").read_text())["n"] > 0
+
+
+def test_01_to_05_on_other_data_with_only_its_paths(demo_small, tmp_path):
+    """A user's own data: each notebook run bare (its own defaults) with only the data paths and output folders
+    set (plus the run-length knobs a test needs); the split is derived from this data, not the demo's file,
+    and 01, 03 (split val) and 04 find the same one."""
+    import papermill as pm
+
+    from roadbuddy_utils.common.files import REPO
+
+    work = tmp_path / "work"  # the notebooks' working folder: relative outputs (the derived split) land here
+    work.mkdir()
+    root = demo_small / "traffic_buddy_train+public_test"
+    data = {"data_json": str(root / "train/train.json"), "videos_root": str(root)}
+    runs = [("01_explore", data), ("02_frames", data),
+            ("03_zero_shot", data | {"split": "val", "n_frames": 2, "cache_dir": None}),
+            ("04_lora_train", {"train_json": data["data_json"], "videos_root": str(root), "max_steps": 2,
+                               "eval_steps": 2, "val_limit": 4, "batch_size": 2, "cache_dir": None}),
+            ("05_eval", {"predictions": [str(tmp_path / "03_zero_shot" / "predictions.jsonl")], "data_json": None,
+                         "cache_dir": None, "n_boot": 200})]
+    for name, params in runs:
+        pm.execute_notebook(str(REPO / "notebooks" / f"{name}.ipynb"), str(tmp_path / f"{name}.ipynb"),
+                            parameters=params | {"output_dir": str(tmp_path / name)}, cwd=str(work),
+                            kernel_name="python3", progress_bar=False, log_output=False)
+    splits = list((work / "outputs" / "splits").glob("*.json"))
+    assert len(splits) == 1, splits  # one split, derived from this data, shared by 01, 03 and 04
+    split = json.loads(splits[0].read_text())
+    preds = read_jsonl(tmp_path / "03_zero_shot" / "predictions.jsonl")
+    assert sorted(r["id"] for r in preds) == sorted(split["val_ids"])
+    assert json.loads((tmp_path / "04_lora_train" / "metrics.json").read_text())["n_val"] == min(4, len(split["val_ids"]))
+    assert json.loads((tmp_path / "05_eval" / "metrics.json").read_text())["runs"]
+
+
+def test_a_missing_question_file_stops_01_with_the_path_and_the_fix(tmp_path):
+    missing = tmp_path / "kaggle" / "input" / "train.json"
+    with pytest.raises(NotebookFailed) as e:
+        run_profile("demo", only=["01_explore"], output_root=tmp_path / "outputs", prepare=False, log=lambda *_: None,
+                    extra_params={"01_explore": {"data_json": str(missing), "output_dir": str(tmp_path / "01")}})
+    msg = str(e.value)
+    assert "DatasetError" in msg and f"{missing}: file not found. Attach the dataset" in msg and "data_json" in msg
+    assert "KeyError" not in msg

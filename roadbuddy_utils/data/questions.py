@@ -5,9 +5,15 @@
     python -m roadbuddy_utils validate train/train.json --videos-root traffic_buddy_train+public_test
 
 Quirks handled (shared/reference/datasets.md): 2, 3 or 4 choices; one train item whose 4 choices
-are listed twice (8 entries); ``"D.Text"`` without a space; answers given as the full choice string
-(``"B. Sai"``); unknown extra fields (``_unused_``); private-test ``video_path`` relative to its own
-folder while train / public test paths are relative to the split's parent.
+are listed twice (8 entries); ``"D.Text"`` without a space; a letter written twice with different texts
+(``"A. 1", "B. 2", "B. 3", "B. 4"``: every choice kept, lettered by position, the gold matched by its text);
+answers given as the full choice string (``"B. Sai"``) or truncated; unknown extra fields (``_unused_``);
+private-test ``video_path`` relative to its own folder while train / public test paths are relative to the
+split's parent.
+
+Every problem is a ``Problem`` naming the file, the item id and the field, with a severity: an ``error``
+makes an item (or part of it) unusable or dropped (``validate`` exits 1); a ``warning`` is a quirk the
+loader fixed (relettered choices, a choice without a letter, an answer matched by a truncated text, ...).
 """
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ class Problem:
     item_id: str | None
     field: str | None
     message: str
+    severity: str = "error"  # error: the item or part of it is unusable / dropped; warning: loaded with a fix
 
     def __str__(self) -> str:
         where = self.file
@@ -55,7 +62,7 @@ class DatasetError(ValueError):
 class Item:
     id: str
     question: str
-    choices: list[tuple[str, str]]  # normalised (letter, text), duplicates removed
+    choices: list[tuple[str, str]]  # normalised (letter, text): every distinct choice, letters unique
     answer: str | None  # gold letter, None on test splits
     support_frames: list[float]  # seconds; train only
     video_path: Path | None  # resolved (may not exist: see video_exists)
@@ -92,50 +99,67 @@ def parse_choice(raw) -> tuple[str | None, str]:
 
 
 def normalise_choices(raw: list) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Parsed, de-duplicated choices and a list of (field, message) problems.
+    """Parsed choices with unique letters, and a list of (field, message) warnings.
 
-    The doubled list (the same choices written twice) collapses to one copy; the same letter with
-    two different texts is a problem. A choice without a letter gets the letter of its position
-    so the item stays usable, and is reported.
+    The doubled list (the same choices written twice) collapses to one copy, and an exact repeat of a
+    choice is dropped (with a warning); every distinct choice is kept. A choice without a letter gets
+    the letter of its position. When a letter is written for two different texts (``"B. 2", "B. 3"``,
+    a typo for the positional letter in the real files), all choices are lettered by position
+    (A, B, C, D, ...): the model is shown and scored on every one of them.
     """
-    problems: list[tuple[str, str]] = []
+    warnings: list[tuple[str, str]] = []
+    parsed = [parse_choice(c) for c in raw]
+    half = len(parsed) // 2
+    if len(parsed) % 2 == 0 and half >= 2 and parsed[:half] == parsed[half:]:  # the doubled list
+        parsed, raw = parsed[:half], raw[:half]
     out: list[tuple[str, str]] = []
-    for k, c in enumerate(raw):
-        letter, text = parse_choice(c)
+    kept_raw = []
+    for k, (letter, text) in enumerate(parsed):
         if letter is None:
-            problems.append((f"choices[{k}]", f"choice without a letter: {c!r}"))
-            letter = LETTERS[k] if k < len(LETTERS) else "?"
+            letter = LETTERS[len(out)] if len(out) < len(LETTERS) else "?"
+            warnings.append((f"choices[{k}]", f"choice without a letter: {raw[k]!r} (given the letter of its "
+                                              f"position, {letter})"))
         if (letter, text) in out:
-            continue
-        if letter in [l for l, _ in out]:
-            problems.append((f"choices[{k}]", f"letter {letter} used twice with different texts: {c!r}"))
+            warnings.append((f"choices[{k}]", f"the same choice written twice: {raw[k]!r} (one copy kept)"))
             continue
         out.append((letter, text))
-    return out, problems
+        kept_raw.append(raw[k])
+    letters = [l for l, _ in out]
+    if len(set(letters)) < len(letters):
+        repeated = sorted({l for l in letters if letters.count(l) > 1})
+        out = [(LETTERS[k], t) for k, (_, t) in enumerate(out)]
+        warnings.append(("choices", f"relettered by position: letter {', '.join(repeated)} written for different "
+                                    f"choices in {kept_raw}; now {[f'{l}. {t}' for l, t in out]}"))
+    return out, warnings
 
 
-def parse_answer(raw, choices: list[tuple[str, str]]) -> str | None:
-    """Gold letter from ``"B. Sai"``, ``"B"`` or the choice text itself; None if it matches no choice.
+def parse_answer(raw, choices: list[tuple[str, str]]) -> tuple[str | None, str | None]:
+    """Gold letter from ``"B. Sai"``, ``"B"`` or the choice text itself, and how it was matched
+    (``letter``, ``text``, ``prefix``); (None, None) if it matches no choice.
 
-    Choice texts are sometimes truncated in the real data, so a lettered answer whose text is a
-    prefix of the choice's (or the other way round) still counts.
+    The text is matched first, then the letter: in the real files a letter may be a typo (``"C. Rẽ
+    phải"`` is the third choice of ``A. Đi thẳng, B. Rẽ trái, C. Rẽ phải, C. Vòng quay đầu``, lettered
+    A-D by position), while the text names the choice. Choice texts are sometimes truncated in the real
+    data, so a text that is a prefix of a choice's (or the other way round) still counts, as ``prefix``.
     """
     if raw is None:
-        return None
+        return None, None
     s = str(raw).strip()
     by_letter = dict(choices)
-    if len(s) == 1 and s.upper() in by_letter:
-        return s.upper()
+    if len(s) == 1:
+        return (s.upper(), "letter") if s.upper() in by_letter else (None, None)
     letter, text = parse_choice(s)
-    if letter in by_letter:
-        want = by_letter[letter].casefold()
-        got = text.casefold()
-        if not got or got == want or want.startswith(got) or got.startswith(want):
-            return letter
-    for l, t in choices:
-        if s.casefold() == t.casefold():
-            return l
-    return None
+    want = text.casefold()
+    if want:
+        for cand in (want, s.casefold()):  # "B. Sai" by its text, or a choice whose text itself reads "B. ..."
+            exact = [l for l, t in choices if t.casefold() == cand]
+            if exact:
+                return (letter if letter in exact else exact[0]), "text"
+        near = [l for l, t in choices if t and (t.casefold().startswith(want) or want.startswith(t.casefold()))]
+        if letter in near or len(near) == 1:
+            return (letter if letter in near else near[0]), "prefix"
+        return None, None
+    return (letter, "letter") if letter in by_letter else (None, None)
 
 
 def clip_duration_from_name(name: str) -> float | None:
@@ -165,7 +189,10 @@ def read_json(path) -> tuple[list, list[Problem]]:
     """The raw ``data`` list, or problems saying why there is none."""
     path = Path(path)
     if not path.is_file():
-        return [], [Problem(str(path), None, None, "file not found")]
+        return [], [Problem(str(path), None, None, "file not found. Attach the dataset so that this path exists "
+                            "(Kaggle: add the RoadBuddy dataset as an input; elsewhere: download and unzip it), or "
+                            "point the notebook at your copy: set its data path parameter (data_json / train_json / "
+                            "test_json) with papermill -p NAME PATH or in params/<profile>/<notebook>.yaml")]
     try:
         doc = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as e:
@@ -178,16 +205,20 @@ def read_json(path) -> tuple[list, list[Problem]]:
     return data, []
 
 
-def parse_items(path, videos_root=None, check_videos: bool = False) -> tuple[list[Item], list[Problem]]:
+def parse_items(path, videos_root=None, check_videos: bool = False,
+                strict: bool = False) -> tuple[list[Item], list[Problem]]:
     """Parse every item; return the usable items and every problem found (never stops early).
 
     Items with an unusable question or fewer than two choices are dropped (and reported); items
     with softer problems (answer not among the choices, support times out of range, a choice
     without a letter) are kept so that a batch run still covers them. ``check_videos`` probes
-    the clip length when the file name does not give it.
+    the clip length when the file name does not give it. ``strict``: a file that cannot be used at all
+    (missing, invalid JSON, no ``data`` list) raises ``DatasetError`` instead of giving no items.
     """
     path = Path(path)
     raw, problems = read_json(path)
+    if strict and problems:
+        raise DatasetError(problems)
     items: list[Item] = []
     seen: Counter = Counter()
     for k, r in enumerate(raw):
@@ -202,7 +233,7 @@ def parse_items(path, videos_root=None, check_videos: bool = False) -> tuple[lis
         seen[item_id] += 1
         if seen[item_id] == 2:
             problems.append(Problem(str(path), item_id, "id", "duplicate id"))
-        P = lambda fld, msg: problems.append(Problem(str(path), item_id, fld, msg))  # noqa: E731
+        P = lambda fld, msg, sev="error": problems.append(Problem(str(path), item_id, fld, msg, sev))  # noqa: E731
         usable = True
         question = r.get("question")
         if not isinstance(question, str) or not question.strip():
@@ -214,15 +245,18 @@ def parse_items(path, videos_root=None, check_videos: bool = False) -> tuple[lis
             raw_choices = []
         choices, cprobs = normalise_choices(raw_choices)
         for fld, msg in cprobs:
-            P(fld, msg)
+            P(fld, msg, "warning")
         if len(choices) < 2:
             P("choices", f"fewer than two choices ({len(choices)})")
             usable = False
         answer = None
         if r.get("answer") not in (None, ""):
-            answer = parse_answer(r["answer"], choices)
+            answer, how = parse_answer(r["answer"], choices)
             if answer is None:
                 P("answer", f"answer {r['answer']!r} is not one of the choices {[f'{l}. {t}' for l, t in choices]}")
+            elif how == "prefix":
+                P("answer", f"answer {r['answer']!r} matched choice {answer}. {dict(choices)[answer]!r} by prefix "
+                            "(a truncated text)", "warning")
         rel = r.get("video_path")
         video = None
         if not isinstance(rel, str) or not rel.strip():
@@ -252,9 +286,9 @@ def parse_items(path, videos_root=None, check_videos: bool = False) -> tuple[lis
                 P("video_path", f"cannot read video: {e}")
         for s in support:
             if s < 0:
-                P("support_frames", f"negative support time {s}")
+                P("support_frames", f"negative support time {s} (kept)", "warning")
             elif duration is not None and s > duration + 1e-6:
-                P("support_frames", f"support time {s} s is past the clip's end ({duration:g} s)")
+                P("support_frames", f"support time {s} s is past the clip's end ({duration:g} s) (kept)", "warning")
         known = {"id", "question", "choices", "answer", "support_frames", "video_path"}
         if usable:
             items.append(Item(item_id, question.strip(), choices, answer, support, video, rel, str(path),
@@ -271,14 +305,15 @@ def load_items(path, videos_root=None) -> list[Item]:
     if problems:
         import warnings
 
-        warnings.warn(f"{path}: {len(problems)} problem(s); run `python -m roadbuddy_utils validate {path}`",
-                      stacklevel=2)
+        n_err = sum(p.severity == "error" for p in problems)
+        warnings.warn(f"{path}: {n_err} error(s), {len(problems) - n_err} warning(s); run "
+                      f"`python -m roadbuddy_utils validate {path} --skip-videos`", stacklevel=2)
     return items
 
 
 # --------------------------------------------------------------------------- validation
 
-def summarize(items: list[Item]) -> dict:
+def summarize(items: list[Item], check_videos: bool = True) -> dict:
     videos = Counter(i.video_rel for i in items)
     per_video = Counter(videos.values())
     return {
@@ -289,30 +324,40 @@ def summarize(items: list[Item]) -> dict:
         "choice_counts": dict(sorted(Counter(i.n_choices for i in items).items())),
         "answer_letters": dict(sorted(Counter(i.answer for i in items if i.answer).items())),
         "with_answers": sum(i.answer is not None for i in items),
-        "missing_videos": sorted({str(i.video_path) for i in items if not i.video_exists}),
+        "missing_videos": sorted({str(i.video_path) for i in items if not i.video_exists}) if check_videos else None,
     }
 
 
-def validate(path, videos_root=None) -> tuple[dict, list[Problem]]:
-    """Summary and every problem, missing videos included."""
-    items, problems = parse_items(path, videos_root, check_videos=True)
-    return summarize(items), problems
+def validate(path, videos_root=None, check_videos: bool = True) -> tuple[dict, list[Problem]]:
+    """Summary and every problem; missing or unreadable videos too unless ``check_videos`` is off (the question
+    file alone, before the clips are downloaded)."""
+    items, problems = parse_items(path, videos_root, check_videos=check_videos)
+    return summarize(items, check_videos), problems
+
+
+def errors(problems: Sequence[Problem]) -> list[Problem]:
+    return [p for p in problems if p.severity == "error"]
 
 
 def format_report(path, summary: dict, problems: list[Problem]) -> str:
+    """The summary, then every problem grouped: errors (unusable or dropped), then warnings (loaded with a fix)."""
+    missing = summary["missing_videos"]
     lines = [f"{path}",
              f"  questions: {summary['questions']}   videos: {summary['videos']}   "
              f"questions per video: {summary['questions_per_video']['mean']} "
              f"(histogram {summary['questions_per_video']['histogram']})",
              f"  choices per question: {summary['choice_counts']}",
              f"  answer letters: {summary['answer_letters'] or 'none (test split)'}",
-             f"  missing videos: {len(summary['missing_videos'])}"]
-    lines += [f"    {v}" for v in summary["missing_videos"][:20]]
-    if len(summary["missing_videos"]) > 20:
-        lines.append(f"    ... and {len(summary['missing_videos']) - 20} more")
-    if problems:
-        lines.append(f"  PROBLEMS: {len(problems)}")
-        lines += [f"    {p}" for p in problems]
-    else:
-        lines.append("  no problems")
+             f"  missing videos: {len(missing)}" if missing is not None else
+             "  missing videos: not checked (--skip-videos)"]
+    lines += [f"    {v}" for v in (missing or [])[:20]]
+    if missing and len(missing) > 20:
+        lines.append(f"    ... and {len(missing) - 20} more")
+    errs = errors(problems)
+    warns = [p for p in problems if p.severity != "error"]
+    for title, group in (("ERRORS (unusable or dropped)", errs), ("WARNINGS (loaded with a fix)", warns)):
+        if group:
+            lines.append(f"  {title}: {len(group)}")
+            lines += [f"    {p}" for p in group]
+    lines.append(f"  {len(errs)} errors, {len(warns)} warnings" if problems else "  no problems")
     return "\n".join(lines)

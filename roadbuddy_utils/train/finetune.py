@@ -76,7 +76,7 @@ class TrainConfig:
     train_json: str = ""
     videos_root: str | None = None
     output_dir: str = "outputs/demo/04_lora_train"
-    split_file: str | None = None  # step 1's grouped split (written once, reused)
+    split_file: str | None = None  # 01's grouped split (written once, reused); None: the one derived from the data
     val_fraction: float = 0.2
     split_seed: int = 0
     val_limit: int | None = None  # validate on at most this many questions (speed)
@@ -321,7 +321,7 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
     out = Path(cfg.output_dir)
     rank = int(os.environ.get("RANK", "0"))
     items = [i for i in load_items(cfg.train_json, cfg.videos_root) if i.answer]
-    split = load_or_make_split(items, cfg.split_file or out / "split.json", cfg.val_fraction, cfg.split_seed)
+    split = load_or_make_split(items, cfg.split_file, cfg.val_fraction, cfg.split_seed)  # None: the data's own
     train_items, val_items = select(items, split["train_ids"]), select(items, split["val_ids"])
     if cfg.val_limit:
         val_items = val_items[: cfg.val_limit]
