@@ -69,7 +69,7 @@ def _from_records(key: _Key, records: list) -> None:
             continue
         if isinstance(r.get("choices"), list):
             choices, _ = normalise_choices(r["choices"])
-            letter = parse_answer(raw, choices)
+            letter, _ = parse_answer(raw, choices)  # (letter, how it matched)
             if letter is None:
                 key.problem(item_id, "answer", f"answer {raw!r} is not one of the choices "
                                                f"{[f'{l}. {t}' for l, t in choices]}")
