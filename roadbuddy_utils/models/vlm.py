@@ -52,6 +52,7 @@ from .config import (
 )
 from .extract import extract_letter
 from .prompts import FRAME_LABEL, question_text, template
+from .rope import use_trained_positions
 from .tiny import is_tiny, resolve_model_id
 
 
@@ -124,6 +125,7 @@ class VLM:
         if family not in FAMILIES.values():
             raise ValueError(f"{cfg.model}: family {family!r} is not one of {sorted(set(FAMILIES.values()))}")
         model.eval()
+        use_trained_positions(model)  # Qwen2(.5)-VL: text after a video at max vision position + 1 (rope.py)
         processor.tokenizer.padding_side = "left"
         vlm = cls(model, processor, cfg, family, path or cfg.model)
         vlm.letter_ids = vlm._letter_ids()
