@@ -394,12 +394,15 @@ def ensemble_table(runs: Mapping[str, pd.DataFrame], paths: Mapping[str, str], n
     import json
 
     rows = []
+    by_path = {str(Path(p).resolve()): lab for lab, p in paths.items()}
     for label, path in paths.items():
         doc_path = Path(path).parent / "ensemble.json"
         if label not in runs or not doc_path.exists():
             continue
         doc = json.loads(doc_path.read_text(encoding="utf-8"))
-        members = [m["label"] for m in doc["members"] if m["label"] in runs]
+        # a member is the run with its file (an ensemble built by the CLI under other labels), else its label
+        members = [lab for m in doc["members"]
+                   if (lab := by_path.get(str(Path(m["path"]).resolve()), m["label"])) in runs and lab != label]
         if not members:
             continue
         accs = {m: bootstrap_ci(runs[m], n_boot=n_boot, seed=seed) for m in members}
@@ -407,7 +410,7 @@ def ensemble_table(runs: Mapping[str, pd.DataFrame], paths: Mapping[str, str], n
         acc, lo, hi = bootstrap_ci(runs[label], n_boot=n_boot, seed=seed)
         d = paired_comparison(runs[best], runs[label], n_boot=n_boot, seed=seed)
         rows.append({"ensemble": label, "method": doc["method"], "members": ", ".join(members),
-                     "weights": ", ".join(f"{k} {float(v):.2f}" for k, v in (doc.get("weights") or {}).items()),
+                     "weights": ", ".join(f"{float(v):.2f}" for v in (doc.get("weights") or {}).values()),
                      "n": len(scored(runs[label])), "accuracy": acc, "ci_low": lo, "ci_high": hi,
                      "best_member": best, "best_accuracy": accs[best][0], "diff": d["diff"],
                      "diff_ci_low": d.get("diff_ci_low"), "diff_ci_high": d.get("diff_ci_high"),
