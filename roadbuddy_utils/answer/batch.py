@@ -82,6 +82,8 @@ class InferConfig:
     debias: str | None = None  # letter-bias correction of likelihood scores: "prior" | "cyclic" (None: off)
     debias_sample: int = 16  # debias="prior": questions per number of choices used to estimate the prior
     selector: SelectorConfig | None = None  # frame_mode "select": frames chosen per question (None: uniform)
+    knowledge: str = "none"  # "glossary": QCVN 41:2024 notes for the signs a question names, before the question
+    knowledge_budget: int = 160  # knowledge "glossary": at most this many tokens of notes per question
 
     def __post_init__(self):
         if isinstance(self.selector, dict):
@@ -101,6 +103,8 @@ class InferConfig:
             raise ValueError(f"shard_index {self.shard_index} outside 0..{self.num_shards - 1}")
         if self.batch_size < 1:
             raise ValueError("batch_size must be >= 1")
+        if self.knowledge not in ("none", "glossary"):
+            raise ValueError(f"knowledge must be 'none' or 'glossary', got {self.knowledge!r}")
 
     @property
     def ablation(self) -> str | None:
@@ -116,7 +120,8 @@ class InferConfig:
     def variant(self) -> dict:
         """What makes this run's lines incomparable with another run's (checked on resume)."""
         return {"ablation": self.ablation, "debias": self.debias, "shuffle_seed": self.shuffle_choices,
-                "selector": self.selector.scorer if self.frame_mode == "select" else None}
+                "selector": self.selector.scorer if self.frame_mode == "select" else None,
+                "knowledge": None if self.knowledge == "none" else self.knowledge}
 
 
 def shard_items(items: Sequence[Item], shard_index: int, num_shards: int) -> list[Item]:
@@ -358,6 +363,31 @@ def check_variant(lines: Sequence[dict], cfg: InferConfig, path) -> None:
                              "give each ablation / debiasing run its own output_dir")
 
 
+def token_counter(vlm):
+    """Tokens of a text by the model's own tokenizer (None when the wrapper has none: the estimate is used)."""
+    tok = getattr(getattr(vlm, "processor", None), "tokenizer", None)
+    return None if tok is None else (lambda text: len(tok.encode(text, add_special_tokens=False)))
+
+
+def _with_glossary(items: Sequence[Item], vlm, cfg: InferConfig) -> tuple[list[Item], dict]:
+    """The items with their glossary notes (budget counted by the run's tokenizer) and what run_config.json
+    records: glossary version, budget, how tokens were counted, questions with notes, note tokens."""
+    from ..knowledge.glossary import load
+    from ..knowledge.ground import approx_tokens, ground, with_notes
+
+    glossary, count = load(), token_counter(vlm)
+    grounded, tokens = [], {}
+    for it in items:
+        g = ground(it, glossary, cfg.knowledge_budget, count)
+        grounded.append(with_notes(it, g))
+        tokens[it.id] = g.tokens
+    ts = sorted(tokens.values()) or [0]
+    return grounded, {"mode": cfg.knowledge, "glossary_version": glossary.version, "budget_tokens": cfg.knowledge_budget,
+                      "counted_with": "model tokenizer" if count else f"estimate ({approx_tokens.__name__})",
+                      "questions_with_notes": sum(bool(getattr(i, "notes", ())) for i in grounded),
+                      "tokens_mean": round(sum(ts) / len(ts), 1), "tokens_max": ts[-1], "tokens_by_id": tokens}
+
+
 def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, progress: bool = True,
                   tags: dict | None = None) -> list[dict]:
     """Answer ``items`` (this shard, minus what is done); returns every line for this shard."""
@@ -369,6 +399,9 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
     mine = shard_items(items, cfg.shard_index, cfg.num_shards)
     if cfg.limit is not None:
         mine = mine[: cfg.limit]
+    knowledge = None
+    if cfg.knowledge == "glossary":  # notes for the signs each question names (knowledge/ground.py), the run's tokens
+        mine, knowledge = _with_glossary(mine, vlm, cfg)
     repair_jsonl(pred_path)
     if pred_path.exists():
         check_variant(read_jsonl(pred_path), cfg, pred_path)
@@ -386,13 +419,16 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
     if cfg.frame_mode == "select":
         selector = FrameSelector.build(cfg.selector, vlm=vlm if hasattr(vlm, "family") else None, cache=cache)
         run_config["selector"] = {"name": selector.name} | asdict(selector.cfg)
+    if knowledge is not None:
+        run_config["knowledge"] = {k: v for k, v in knowledge.items() if k != "tokens_by_id"}
     write_json(run_config, out / "run_config.json")
     done = load_done(pred_path)
     todo = [i for i in mine if i.id not in done]
     by_video: dict[str, list[Item]] = {}
     for it in todo:
         by_video.setdefault(str(it.video_path), []).append(it)
-    variant = {"ablation": cfg.ablation, "debias": cfg.debias, "selector": cfg.variant()["selector"]}
+    variant = {"ablation": cfg.ablation, "debias": cfg.debias, "selector": cfg.variant()["selector"],
+               "knowledge": cfg.variant()["knowledge"]}
     ms_per_frame: list[float] = []  # measured model time per question per frame (for the budget)
     ms_per_candidate: list[float] = []  # measured candidate time per candidate frame (select mode's budget)
     bar = tqdm(total=len(todo), desc=f"answer ({cfg.scoring})", disable=not progress)
@@ -451,6 +487,9 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
                         line |= {"shuffle_seed": cfg.shuffle_choices, "perm": mapping}
                     if cfg.debias:
                         line |= {"scores_raw": r.get("scores_raw"), "pred_raw": r.get("pred_raw")}
+                    if knowledge is not None:
+                        line |= {"knowledge_codes": list(getattr(it, "knowledge_codes", ())),
+                                 "knowledge_tokens": knowledge["tokens_by_id"].get(it.id, 0)}
                     f.write(json.dumps(line | (tags or {}), ensure_ascii=False) + "\n")
                 f.flush()
                 fsel.flush()
@@ -461,13 +500,19 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
 
 
 def run_zero_shot(items: Sequence[Item], model_cfg, infer_cfg: InferConfig, output_dir, progress: bool = True,
-                  vlm=None) -> tuple[list[dict], dict]:
-    """Load the model (unless given), answer, write ``predictions.jsonl`` and ``metrics.json``."""
-    from ..models.vlm import VLM
+                  vlm=None, backend: str = "hf", engine=None) -> tuple[list[dict], dict]:
+    """Load the model (unless given) with ``backend`` (``hf``, or ``vllm`` with ``engine`` settings: the engine
+    process stops at the end), answer, write ``predictions.jsonl`` and ``metrics.json``."""
+    from ..engine.client import load_vlm
     from .metrics import run_metrics
 
-    vlm = vlm or VLM.load(model_cfg)
-    lines = run_inference(items, vlm, infer_cfg, output_dir, progress=progress)
+    own = vlm is None
+    vlm = vlm or load_vlm(model_cfg, backend, engine)
+    try:
+        lines = run_inference(items, vlm, infer_cfg, output_dir, progress=progress)
+    finally:
+        if own and hasattr(vlm, "close"):
+            vlm.close()
     # float16 safety: batches whose letter logits were not finite, rows the float32 retry fixed / did not
     metrics = run_metrics(lines) | {"model": vlm.describe(), "nonfinite": getattr(vlm, "nonfinite", None)}
     if metrics["n"]:

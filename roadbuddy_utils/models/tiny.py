@@ -109,9 +109,10 @@ def build_tokenizer(family: str, vocab_size: int = 600):
     return fast
 
 
-def _text_config(tok, model_type: str | None, **extra) -> dict:
+def _text_config(tok, model_type: str | None, head_dim: int = 16, **extra) -> dict:
+    heads = 64 // head_dim
     cfg = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-               num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+               num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), max_position_embeddings=4096,
                pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,
                tie_word_embeddings=False, **extra)
     if model_type:
@@ -119,7 +120,12 @@ def _text_config(tok, model_type: str | None, **extra) -> dict:
     return cfg
 
 
-def _build_internvl(tok):
+def _mrope(head_dim: int) -> list[int]:
+    """Qwen's rotary sections (time, height, width) for a head of ``head_dim``: [2, 3, 3] at 16."""
+    return [head_dim // 8, 3 * head_dim // 16, 3 * head_dim // 16]
+
+
+def _build_internvl(tok, head_dim: int = 16):
     from transformers import (
         GotOcr2ImageProcessor,
         InternVLConfig,
@@ -133,7 +139,7 @@ def _build_internvl(tok):
     config = InternVLConfig(
         vision_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                            image_size=[size, size], patch_size=[patch, patch]),
-        text_config=_text_config(tok, "qwen2"),
+        text_config=_text_config(tok, "qwen2", head_dim),
         image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), image_seq_length=seq, downsample_ratio=ratio,
         tie_word_embeddings=False)
     model = InternVLForConditionalGeneration(config)
@@ -151,7 +157,7 @@ def _qwen_vision(patch: int, **extra) -> dict:
                 patch_size=patch, spatial_merge_size=2, temporal_patch_size=2, **extra)
 
 
-def _build_qwen2_5_vl(tok):
+def _build_qwen2_5_vl(tok, head_dim: int = 16):
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -163,8 +169,8 @@ def _build_qwen2_5_vl(tok):
     ids = _qwen_ids(tok)
     config = Qwen2_5_VLConfig(
         vision_config=_qwen_vision(14, window_size=112, fullatt_block_indexes=[1]),
-        text_config=_text_config(tok, None, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                                             "mrope_section": [2, 3, 3]}),
+        text_config=_text_config(tok, None, head_dim, rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                                       "mrope_section": _mrope(head_dim)}),
         **ids)
     model = Qwen2_5_VLForConditionalGeneration(config)
     px = 112 * 112
@@ -175,7 +181,7 @@ def _build_qwen2_5_vl(tok):
     return model, processor
 
 
-def _build_qwen3_vl(tok):
+def _build_qwen3_vl(tok, head_dim: int = 16):
     from transformers import (
         Qwen2VLImageProcessor,
         Qwen3VLConfig,
@@ -187,9 +193,9 @@ def _build_qwen3_vl(tok):
     ids = _qwen_ids(tok)
     config = Qwen3VLConfig(
         vision_config=_qwen_vision(16, num_position_embeddings=64, deepstack_visual_indexes=[1]),
-        text_config=_text_config(tok, None, head_dim=16,
+        text_config=_text_config(tok, None, head_dim, head_dim=head_dim,
                                  rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
-                                                  "mrope_section": [2, 3, 3], "mrope_interleaved": True}),
+                                                  "mrope_section": _mrope(head_dim), "mrope_interleaved": True}),
         **ids)
     model = Qwen3VLForConditionalGeneration(config)
     px = 128 * 128
@@ -232,9 +238,11 @@ _BUILDERS = {"internvl": _build_internvl, "qwen2_5_vl": _build_qwen2_5_vl, "qwen
              "siglip": _build_siglip}
 
 
-def build_tiny(family: str, out_dir, seed: int = 0) -> Path:
+def build_tiny(family: str, out_dir, seed: int = 0, head_dim: int = 16) -> Path:
     """Build a tiny random model + processor of ``family`` and ``save_pretrained`` both to ``out_dir``
-    (written to a temporary folder first and renamed, so a half-built model is never found)."""
+    (written to a temporary folder first and renamed, so a half-built model is never found). ``head_dim``:
+    the language model's attention head size (16; 32 for the ``@hd32`` variant that vLLM's CPU attention
+    kernels accept)."""
     import torch
 
     if family not in _BUILDERS:
@@ -245,7 +253,7 @@ def build_tiny(family: str, out_dir, seed: int = 0) -> Path:
         model, processor = _BUILDERS[family]()
     else:
         tok = build_tokenizer(family)
-        model, processor = _BUILDERS[family](tok)
+        model, processor = _BUILDERS[family](tok, head_dim)
         model.generation_config.pad_token_id = tok.pad_token_id
         model.generation_config.eos_token_id = tok.eos_token_id
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -270,14 +278,18 @@ def is_tiny(model_id: str) -> bool:
 
 
 def resolve_model_id(model_id: str) -> str:
-    """``tiny:<family>`` -> its cached folder (built on first use); anything else is returned as is."""
+    """``tiny:<family>`` -> its cached folder (built on first use); anything else is returned as is.
+    ``tiny:<family>@hd32``: the same model with 32-wide attention heads (2 heads), the smallest head size the
+    vLLM CPU build's attention accepts (the engine parity tests use it; the demo keeps 16)."""
     if not is_tiny(model_id):
         return model_id
-    family = model_id.split(":", 1)[1]
-    if family not in TINY_FAMILIES + TINY_EMBEDDERS:
+    family, _, variant = model_id.split(":", 1)[1].partition("@")
+    if family not in TINY_FAMILIES + TINY_EMBEDDERS or variant not in ("", "hd32") or \
+            (variant and family in TINY_EMBEDDERS):
         raise ValueError(f"unknown tiny model {model_id!r}; choose one of " +
-                         ", ".join(f"tiny:{f}" for f in TINY_FAMILIES + TINY_EMBEDDERS))
-    path = tiny_cache_dir() / f"{family}-{TINY_VERSION}"
+                         ", ".join(f"tiny:{f}" for f in TINY_FAMILIES + TINY_EMBEDDERS) +
+                         " (a VLM family may end in @hd32)")
+    path = tiny_cache_dir() / f"{family}{'-' + variant if variant else ''}-{TINY_VERSION}"
     if not (path / "config.json").exists():
-        build_tiny(family, path)
+        build_tiny(family, path, head_dim=32 if variant == "hd32" else 16)
     return str(path)

@@ -156,6 +156,9 @@ class VLM:
                      and not self.cfg.adapter_path else None)
         attn = getattr(getattr(self.model, "config", None), "_attn_implementation", None)
         d["resolved"] = {"dtype": self._dtype_name(), "quantization": self.cfg.quantization, "attn_implementation": attn}
+        import transformers
+
+        d["backend"] = {"name": "hf", "version": transformers.__version__}
         return d
 
     def _dtype_name(self) -> str:

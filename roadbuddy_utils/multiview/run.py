@@ -112,16 +112,24 @@ def model_configs(models: dict, hardware: str | None = None) -> dict[str, ModelC
         spec = {"model": spec} if isinstance(spec, str) else dict(spec or {})
         if not spec.get("model"):
             raise ValueError(f"models.{size}: no 'model' (a Hugging Face id, a folder or tiny:<family>)")
-        unknown = set(spec) - MODEL_FIELDS - {"model", "adapter"}
+        unknown = set(spec) - MODEL_FIELDS - {"model", "adapter", "engine"}
         if unknown:
-            raise ValueError(f"models.{size}: unknown key(s) {sorted(unknown)}; allowed: model, adapter, "
+            raise ValueError(f"models.{size}: unknown key(s) {sorted(unknown)}; allowed: model, adapter, engine, "
                              f"{', '.join(sorted(MODEL_FIELDS))}")
+        spec.pop("engine", None)  # the serving engine's settings: engine_settings
         if hardware not in (None, "none"):
             resolved = resolve_settings(spec, preset=hardware, model_size_hint=spec["model"])
             spec |= {k: resolved[k] for k in MODEL_KEYS if k in resolved}
         adapter = resolve_adapter(spec.pop("adapter", None))
         out[str(size)] = ModelConfig(model=spec.pop("model"), adapter_path=str(adapter) if adapter else None, **spec)
     return out
+
+
+def engine_settings(models: dict) -> dict[str, dict]:
+    """``{size: engine settings}`` from the ``engine`` key of each model spec (``backend: vllm``): the routing
+    table's sizes each get their own engine, e.g. ``large: {model: Qwen/Qwen2.5-VL-72B-Instruct, engine:
+    {tensor_parallel_size: 4}}`` spreads the 72 B model over four GPUs (``auto``: every visible GPU)."""
+    return {str(size): dict(spec.get("engine") or {}) for size, spec in (models or {}).items() if isinstance(spec, dict)}
 
 
 class ModelRegistry:
@@ -131,10 +139,13 @@ class ModelRegistry:
         reg = ModelRegistry(model_configs({"small": "tiny:internvl", "large": "tiny:qwen2_5_vl"}))
         vlm = reg.get("large")
 
-    ``loader`` (default ``VLM.load``) takes a ``ModelConfig``: tests pass fakes through it."""
+    ``loader`` (default ``VLM.load``, or with ``backend="vllm"`` an engine per size with ``engines[size]``
+    settings) takes a ``ModelConfig``: tests pass fakes through it. An engine that fails to start or runs out
+    of memory is a failed load like any other: the caller falls back (``model_used`` says so)."""
 
     def __init__(self, configs: dict[str, ModelConfig], keep_one_in_memory: bool = False,
-                 loader: Callable | None = None):
+                 loader: Callable | None = None, backend: str = "hf", engines: dict | None = None):
+        self.backend, self.engines = backend, dict(engines or {})
         self.configs = dict(configs)
         self.keep_one_in_memory = keep_one_in_memory
         self.loader = loader
@@ -158,9 +169,9 @@ class ModelRegistry:
                 self.release(other)
         loader = self.loader
         if loader is None:
-            from ..models.vlm import VLM
+            from ..engine.client import load_vlm
 
-            loader = VLM.load
+            loader = lambda cfg: load_vlm(cfg, self.backend, self.engines.get(size))  # noqa: E731
         t0 = time.perf_counter()
         try:
             vlm = loader(self.configs[size])
@@ -176,7 +187,10 @@ class ModelRegistry:
         return vlm
 
     def release(self, size: str) -> None:
-        if self.loaded.pop(size, None) is not None:
+        vlm = self.loaded.pop(size, None)
+        if vlm is not None:
+            if hasattr(vlm, "close"):  # an engine process: stopping it frees its GPUs
+                vlm.close()
             free_memory()
 
     def describe(self) -> dict:

@@ -1,0 +1,144 @@
+"""The vLLM backend against the HF path, for real (no mocks): the engine environment runs the tiny models.
+
+Marked ``engine``: they need ``.venv-engine`` (``bash scripts/setup.sh --engine``, which CI runs) and skip
+with that reason without it. Every comparison prints its largest difference.
+"""
+import numpy as np
+import pytest
+
+from roadbuddy_utils.common.files import REPO
+from roadbuddy_utils.data.questions import Item
+from roadbuddy_utils.models.config import ModelConfig
+from roadbuddy_utils.models.example import Example
+from roadbuddy_utils.models.vlm import VLM
+
+pytestmark = [pytest.mark.engine,
+              pytest.mark.skipif(not (REPO / ".venv-engine" / "bin" / "python").exists(),
+                                 reason="no engine environment: bash scripts/setup.sh --engine (CI creates it)")]
+
+TOL = 1e-4
+Q4 = Item("q4", "Biển báo nào xuất hiện trong video?", [("A", "Cấm rẽ trái"), ("B", "Cấm đỗ xe"), ("C", "Hết cấm"),
+                                                         ("D", "Không có")], "A", [], None, "v.mp4")
+Q2 = Item("q2", "Xe có được phép rẽ trái không?", [("A", "Đúng"), ("B", "Sai")], "B", [], None, "v.mp4")
+
+
+def _clip(n=8, seconds=12.0, fps=30.0, seed=0, item=Q4):
+    idx = [int(round((k + 0.5) * seconds * fps / n)) for k in range(n)]
+    frames = np.random.default_rng(seed).integers(0, 255, (n, 56, 112, 3), dtype=np.uint8)
+    return Example(item, frames, [i / fps for i in idx], idx, fps, int(seconds * fps))
+
+
+EXAMPLES = [_clip(), _clip(4, 6.0, seed=1, item=Q2), _clip(8, 15.0, seed=2), Example(Q2, None)]
+
+
+def _diff(a: list[dict], b: list[dict]) -> float:
+    assert [set(x) for x in a] == [set(y) for y in b]
+    return max(abs(x[k] - y[k]) for x, y in zip(a, b) for k in x)
+
+
+@pytest.fixture(scope="module")
+def pair(request):
+    """(HF model, engine model) of one tiny family with the same configuration."""
+    from roadbuddy_utils.engine.client import EngineVLM
+
+    made = {}
+
+    def get(family, **kw):
+        if family not in made:
+            cfg = ModelConfig(f"tiny:{family}@hd32", n_frames=8, max_pixels=56 * 112, device="cpu", **kw)
+            made[family] = (VLM.load(cfg), EngineVLM.start(cfg, {"max_model_len": 4096}))
+        return made[family]
+
+    yield get
+    for _, eng in made.values():
+        eng.close()
+
+
+def test_qwen2_5_vl_video_letter_scores_match_hf(pair):
+    hf, eng = pair("qwen2_5_vl")
+    d = _diff(hf.letter_scores(EXAMPLES), eng.letter_scores(EXAMPLES))
+    print(f"qwen2_5_vl video (8 frames of 12 s, 4 of 6 s, 8 of 15 s, text only): max |dp| = {d:.2e}")
+    assert d <= TOL
+
+
+def test_multi_image_letter_scores_match_hf(pair):
+    hf, eng = pair("qwen2_5_vl")
+    rng = np.random.default_rng(3)
+    cams = [rng.integers(0, 255, (90, 160, 3), dtype=np.uint8) for _ in range(3)]
+    prompts = [("You are driving.", [("text", "CAM_FRONT:"), ("image", cams[0]), ("text", "CAM_BACK:"),
+                                     ("image", cams[1]), ("text", "Is it safe? A. Yes B. No")]),
+               (None, [("text", "CAM_FRONT_LEFT:"), ("image", cams[2]), ("text", "Which? A. car B. bus C. truck")])]
+    letters = [["A", "B"], ["A", "B", "C"]]
+    d = _diff(hf.chat_letter_scores(prompts, letters), eng.chat_letter_scores(prompts, letters))
+    print(f"qwen2_5_vl multi-image (06's prompts): max |dp| = {d:.2e}")
+    assert d <= TOL
+
+
+def test_greedy_generation_gives_the_same_text(pair):
+    hf, eng = pair("qwen2_5_vl")
+    a, b = hf.generate(EXAMPLES[:2], max_new_tokens=6), eng.generate(EXAMPLES[:2], max_new_tokens=6)
+    print(f"generation HF {a!r} vs engine {b!r}")
+    assert a == b
+
+
+@pytest.mark.parametrize("family", ["internvl", "qwen3_vl"])
+def test_other_families_match_or_say_why_not(pair, family):
+    from roadbuddy_utils.engine.client import EngineError
+
+    try:
+        hf, eng = pair(family)
+    except EngineError as e:  # a family this vLLM build does not serve: a clear message, never a wrong score
+        print(f"{family}: not served by the engine: {str(e).splitlines()[0]}")
+        assert family in str(e) or "could not load" in str(e)
+        pytest.skip(f"{family} is not supported by this vLLM build")
+    d = _diff(hf.letter_scores(EXAMPLES), eng.letter_scores(EXAMPLES))
+    print(f"{family} video: max |dp| = {d:.2e}")
+    assert d <= TOL
+
+
+def test_a_lora_adapter_is_served_per_request(tmp_path):
+    """A language-model LoRA (as 04 trains with trainable: lora) on the HF path and through the engine."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from roadbuddy_utils.engine.client import EngineVLM
+    from roadbuddy_utils.train.finetune import lora_target_regex
+
+    base = VLM.load(ModelConfig("tiny:qwen2_5_vl@hd32", n_frames=8, max_pixels=56 * 112, device="cpu"))
+    plain = base.letter_scores(EXAMPLES)
+    torch.manual_seed(0)
+    model = get_peft_model(base.model, LoraConfig(r=8, lora_alpha=16, target_modules=lora_target_regex("qwen", ["lora"])))
+    for n, p in model.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.5)  # a trained-looking adapter: it must change the answers
+    model.save_pretrained(tmp_path / "adapter")
+    cfg = ModelConfig("tiny:qwen2_5_vl@hd32", adapter_path=str(tmp_path / "adapter"), n_frames=8, max_pixels=56 * 112,
+                      device="cpu")
+    hf = VLM.load(cfg)
+    eng = EngineVLM.start(cfg, {"max_model_len": 4096})
+    try:
+        a, b = hf.letter_scores(EXAMPLES), eng.letter_scores(EXAMPLES)
+    finally:
+        eng.close()
+    d = _diff(a, b)
+    print(f"LoRA r 8 on the language model: max |dp| = {d:.2e} (the adapter moves them by {_diff(a, plain):.2e})")
+    assert d <= TOL and _diff(a, plain) > 10 * TOL
+
+
+def test_gpu_check_with_the_engine_backend_on_the_cpu(tmp_path):
+    """benchmarks/gpu_check.py --backend vllm: the same per-question timings through the engine (tiny, CPU)."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    gc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gc)
+    out = tmp_path / "gc.json"
+    assert gc.main(["--size", "tiny", "--model", "tiny:qwen2_5_vl@hd32", "--dtypes", "float32", "--batches", "1,2",
+                    "--repeats", "1", "--new-tokens", "4", "--phases", "likelihood,generate", "--backend", "vllm",
+                    "--json", str(out), "--work-dir", str(tmp_path / "work")]) == 0
+    e = json.loads(out.read_text())["runs"][0]["phases"]["engine"]
+    assert e["status"] == "ok", e
+    for scoring in ("likelihood", "generate"):
+        assert e[scoring]["best_batch"] in (1, 2) and e[scoring]["throughput_vs_hf"] > 0
+    assert e["start_s"] > 0 and e["version"]
