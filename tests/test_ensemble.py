@@ -178,6 +178,10 @@ def test_build_ensembles_and_the_table_beside_the_best_member(tmp_path):
     assert table.loc["vote", "p_exact"] == d["p_exact"] and table.loc["vote", "right_to_wrong"] == d["b10"]
     assert table.loc["vote", "diff"] == pytest.approx(compare.accuracy(runs["vote"]) - compare.accuracy(runs["a"]))
     assert (table["ci_low"] <= table["accuracy"]).all() and table.loc["mean ab", "members"] == "a, b"
+    ensemble.build_ensemble(paths[1:], "mean", tmp_path / "cli")  # built elsewhere, members labelled b and c
+    renamed = {"weak": str(paths[1]), "noise": str(paths[2]), "cli": str(tmp_path / "cli/predictions.jsonl")}
+    table = ensemble.ensemble_table(results.load_runs(list(renamed.values()), list(renamed)), renamed, n_boot=50)
+    assert table.loc[0, "members"] == "weak, noise" and table.loc[0, "best_member"] == "weak"  # matched by file
     with pytest.raises(ValueError, match=r"ensembles\[0\].members: \['z'\] are not runs"):
         ensemble.build_ensembles([{"method": "vote", "members": ["z"]}], [str(p) for p in paths], None, tmp_path / "e")
 
