@@ -48,7 +48,33 @@ def main(argv=None) -> int:
     en.add_argument("--labels", nargs="+", default=None, help="one name per member (default: their folder names)")
     en.add_argument("--folds", type=int, default=5, help="fit: cross-validation folds, grouped by video")
 
+    kn = sub.add_parser("knowledge", help="which QCVN 41:2024 glossary entries each question's choices and question name, "
+                                          "coverage and note tokens (exit 2 on bad input)")
+    kn.add_argument("questions", help="a RoadBuddy question file (train.json, public_test.json, private_test.json)")
+    kn.add_argument("--id", default=None, help="one question: its notes as the prompt shows them")
+    kn.add_argument("--json", action="store_true", help="one JSON object: questions, sign_choices, matched, coverage, "
+                                                        "items [{id, codes}]")
+    kn.add_argument("--budget", type=int, default=None, help="note tokens per question (default: 03's 240)")
+    kn.add_argument("--tokenizer", default=None, help="count note tokens with this model's tokenizer (tiny:internvl, a "
+                                                      "local checkpoint folder); default: an estimate")
+
     args = ap.parse_args(argv)
+    if args.cmd == "knowledge":
+        from .knowledge.cli import cli as knowledge_cli
+
+        try:
+            count = None
+            if args.tokenizer:  # a tiny model's or a local checkpoint's tokenizer (models/ resolves tiny: ids)
+                from transformers import AutoTokenizer
+
+                from .models.tiny import resolve_model_id
+
+                tok = AutoTokenizer.from_pretrained(resolve_model_id(args.tokenizer))
+                count = lambda text: len(tok.encode(text, add_special_tokens=False))  # noqa: E731
+            return knowledge_cli(args, count)
+        except (ValueError, OSError, KeyError) as e:
+            print(f"knowledge: {e}", file=sys.stderr)
+            return 2
     if args.cmd == "ensemble":
         multi = [str(p).endswith(".json") for p in args.runs]
         try:

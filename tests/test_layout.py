@@ -11,7 +11,7 @@ MODULES = sorted(p for p in PKG.rglob("*.py") if p.name not in ("__init__.py", "
 # one level do not import each other (answering and training are siblings). multiview (the multi-camera
 # pipeline) sits beside the single-clip stages: it may use the levels up to selection, and nothing below
 # reports uses it.
-LEVELS = {"common": 0, "machine": 0, "video": 1, "data": 2, "demo": 3, "models": 4, "selection": 5, "engine": 5,
+LEVELS = {"common": 0, "machine": 0, "video": 1, "data": 2, "demo": 3, "knowledge": 3, "models": 4, "selection": 5, "engine": 5,
           "answer": 6, "train": 6, "evaluate": 7, "report": 8}
 MULTIVIEW_MAY_USE = {"common", "machine", "video", "data", "models", "selection", "engine", "multiview"}
 OLD_FLAT_MODULES = ["data", "choices", "themes", "frames", "video_io", "demo_data", "demo_scene", "models", "prompts",

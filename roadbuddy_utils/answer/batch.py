@@ -83,7 +83,7 @@ class InferConfig:
     debias_sample: int = 16  # debias="prior": questions per number of choices used to estimate the prior
     selector: SelectorConfig | None = None  # frame_mode "select": frames chosen per question (None: uniform)
     knowledge: str = "none"  # "glossary": QCVN 41:2024 notes for the signs a question names, before the question
-    knowledge_budget: int = 160  # knowledge "glossary": at most this many tokens of notes per question
+    knowledge_budget: int = 240  # knowledge "glossary": at most this many tokens of notes per question
 
     def __post_init__(self):
         if isinstance(self.selector, dict):

@@ -12,6 +12,9 @@ Token-level choices (why the prompt looks like this):
   is the bare letter (``A``, not `` A``), so one forward pass scores every choice.
 * The system message states the domain (Vietnamese dashcam, Vietnamese traffic law); it is short
   because every token of it is paid for on every question.
+* An item that carries glossary notes (``knowledge: glossary``: a knowledge.ground.GroundedItem) gets them
+  after the frames note and before the question, one "- " line each under a header naming the regulation;
+  an item without notes renders exactly as before (the prompt snapshots do not change).
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ TEMPLATES = {
         "question": "Câu hỏi: {question}",
         "choices": "Các lựa chọn:",
         "instruction": "Hãy trả lời bằng một chữ cái ({letters}).",
+        "knowledge": "Ghi chú theo QCVN 41:2024/BGTVT và Luật 36/2024/QH15:",
     },
     "en": {
         "system": "You are an assistant analysing dashcam videos recorded on Vietnamese roads. "
@@ -38,6 +42,7 @@ TEMPLATES = {
         "question": "Question: {question}",
         "choices": "Choices:",
         "instruction": "Answer with a single letter ({letters}).",
+        "knowledge": "Notes from QCVN 41:2024/BGTVT and Law 36/2024/QH15 (in Vietnamese):",
     },
 }
 
@@ -49,12 +54,15 @@ def template(lang: str) -> dict:
 
 
 def question_text(item: Item, lang: str = "vi", with_video: bool = True, choices=None) -> str:
-    """Text that follows the frames: frames note, question, choices (``choices`` overrides the
-    item's, e.g. a permuted order), and the letter instruction."""
+    """Text that follows the frames: frames note, the item's glossary notes (if any), question, choices
+    (``choices`` overrides the item's, e.g. a permuted order), and the letter instruction."""
     t = template(lang)
     choices = item.choices if choices is None else choices
-    lines = [t["frames"] if with_video else t["no_video"], t["question"].format(question=item.question.strip()),
-             t["choices"]]
+    notes = getattr(item, "notes", ())
+    lines = [t["frames"] if with_video else t["no_video"]]
+    if notes:
+        lines += [t["knowledge"], *(f"- {n}" for n in notes)]
+    lines += [t["question"].format(question=item.question.strip()), t["choices"]]
     lines += [f"{letter}. {text}" for letter, text in choices]
     lines.append(t["instruction"].format(letters=", ".join(l for l, _ in choices)))
     return "\n".join(lines)

@@ -21,6 +21,9 @@ frames a selector picks per question (chosen once, lines in ``selected_frames.js
 every epoch (or ``eval_steps``); the best adapter by that accuracy is kept; TensorBoard logs;
 ``resume_from="last"`` continues after a kill. Runs unchanged under ``torchrun`` / ``accelerate launch``.
 
+``knowledge="glossary"`` puts 03's QCVN 41:2024 notes (knowledge/ground.py) before each training and validation
+question, so that the adapter learns to use them; 03 must then answer with ``knowledge: glossary`` too.
+
 Hardware (``machine/hardware.py`` decides the ``auto`` values): base weights in bfloat16 from compute
 capability 8.0, float16 below, float32 on the CPU; mixed precision bf16 where native, fp16 on a T4
 / V100; parts that train are kept in float32. ``quantization: 4bit`` is QLoRA: the base in NF4,
@@ -94,6 +97,8 @@ class TrainConfig:
     # frames
     n_frames: int = 8  # validation / inference frames per question
     selector: SelectorConfig | dict | None = None  # validation frames chosen per question (frame_mode select, as 03); None: uniform
+    knowledge: str = "none"  # "glossary": train and validate with 03's QCVN 41:2024 notes before each question
+    knowledge_budget: int = 240  # knowledge "glossary": at most this many tokens of notes per question (as 03)
     train_frames: int = 4  # frames drawn per training example from its pool
     pool_frames: int = 8  # pool per question: 5 frames around the support time + uniform context
     context_frames: int = 1  # of train_frames, uniform frames away from the support time
@@ -131,6 +136,8 @@ class TrainConfig:
             raise ValueError(f"loss must be 'tokens' or 'letters', got {self.loss!r}")
         if self.target not in ("letter", "letter_text"):
             raise ValueError(f"target must be 'letter' or 'letter_text', got {self.target!r}")
+        if self.knowledge not in ("none", "glossary"):
+            raise ValueError(f"knowledge must be 'none' or 'glossary', got {self.knowledge!r}")
         self.quantization = self.quantization or "none"
         if self.quantization not in hardware.QUANTIZATIONS:
             raise ValueError(f"quantization must be one of {hardware.QUANTIZATIONS}, got {self.quantization!r}")
@@ -307,6 +314,19 @@ def selected_examples(items: list[Item], scfg: SelectorConfig, vlm, cache: Frame
     return examples, lines, summary
 
 
+def with_glossary(train_items: list[Item], val_items: list[Item], vlm, budget: int) -> tuple[list, list, dict]:
+    """Both sides with their glossary notes (knowledge/ground.py, counted by the model's tokenizer) and what
+    metrics.json records: glossary version, budget, questions with notes on each side."""
+    from ..knowledge.glossary import load
+    from ..knowledge.ground import ground_items
+
+    tok = vlm.processor.tokenizer
+    count = lambda text: len(tok.encode(text, add_special_tokens=False))  # noqa: E731
+    tr, va = ground_items(train_items, budget, count), ground_items(val_items, budget, count)
+    return tr, va, {"mode": "glossary", "glossary_version": load().version, "budget_tokens": budget,
+                    "train_with_notes": sum(bool(i.notes) for i in tr), "val_with_notes": sum(bool(i.notes) for i in va)}
+
+
 def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
     """Train, validate, keep the best adapter; returns (and writes) ``metrics.json``'s content."""
     import torch
@@ -331,6 +351,9 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
                        device=f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if cuda else "cpu")
     precision = training_precision(cfg, hardware.device_capability(mcfg.device), cuda)
     vlm = VLM.load(mcfg)
+    knowledge = None
+    if cfg.knowledge == "glossary":  # the notes 03 shows, in training and validation prompts alike
+        train_items, val_items, knowledge = with_glossary(train_items, val_items, vlm, cfg.knowledge_budget)
     if cfg.quantization != "none":  # validation before, during and after training on the layout training uses
         keep_4bit_unpacked(vlm.model)
     cache = FrameCache(cfg.cache_dir) if cfg.cache_dir else None
@@ -405,7 +428,7 @@ def train(cfg: TrainConfig, log=print, callbacks=None) -> dict:
                "world_size": int(os.environ.get("WORLD_SIZE", "1")),
                "train_runtime_s": round(next((h["train_runtime"] for h in trainer.state.log_history
                                               if "train_runtime" in h), 0), 1),
-               "val_frames": val_frames,
+               "val_frames": val_frames, "knowledge": knowledge,
                "trainable": counts, "precision": precision, "history": history, "config": asdict(cfg),
                "model": vlm.describe(), "machine": hardware.describe()}
     if rank == 0:
