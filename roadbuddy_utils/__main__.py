@@ -48,6 +48,12 @@ def main(argv=None) -> int:
     en.add_argument("--labels", nargs="+", default=None, help="one name per member (default: their folder names)")
     en.add_argument("--folds", type=int, default=5, help="fit: cross-validation folds, grouped by video")
 
+    ms = sub.add_parser("mv-score", help="multi-camera scores with the official formula, per subtask, with intervals "
+                                         "by scene (exit 2 on bad input)")
+    from .multiview.mvscore import add_arguments as mv_score_arguments
+
+    mv_score_arguments(ms)
+
     kn = sub.add_parser("knowledge", help="which QCVN 41:2024 glossary entries each question's choices and question name, "
                                           "coverage and note tokens (exit 2 on bad input)")
     kn.add_argument("questions", help="a RoadBuddy question file (train.json, public_test.json, private_test.json)")
@@ -74,6 +80,14 @@ def main(argv=None) -> int:
             return knowledge_cli(args, count)
         except (ValueError, OSError, KeyError) as e:
             print(f"knowledge: {e}", file=sys.stderr)
+            return 2
+    if args.cmd == "mv-score":
+        from .multiview.mvscore import cli as mv_score_cli
+
+        try:
+            return mv_score_cli(args)
+        except (ValueError, OSError, RuntimeError) as e:
+            print(f"mv-score: {e}", file=sys.stderr)
             return 2
     if args.cmd == "ensemble":
         multi = [str(p).endswith(".json") for p in args.runs]
