@@ -373,7 +373,7 @@ def engine_phase(source: str, cfg, examples, args, run: dict, meter) -> dict:
     dummy = not any(folder.glob("*.safetensors"))
     t0 = time.perf_counter()
     eng = EngineVLM.start(replace(cfg, model=str(folder), device="auto"),
-                          {"extra": {"load_format": "dummy"} if dummy else {}, "max_model_len": 8192})
+                          {"extra": {"load_format": "dummy"} if dummy else {}})
     out = {"start_s": round(time.perf_counter() - t0, 2), "version": eng.engine_version, "dummy_weights": dummy,
            "settings": {k: v for k, v in eng._settings.items() if k not in ("model", "tokenizer")}}
     try:

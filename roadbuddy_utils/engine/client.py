@@ -42,6 +42,10 @@ class EngineError(RuntimeError):
     """The engine could not start (missing environment, unsupported model, out of memory) or failed a request;
     the message says what to do."""
 
+    def __init__(self, message: str, engine_start: bool = False):
+        super().__init__(message)
+        self.engine_start = engine_start  # the engine never came up: callers with a smaller model fall back
+
 
 @dataclass
 class EngineConfig:
@@ -51,7 +55,7 @@ class EngineConfig:
     dtype: str = "auto"  # auto: float32 on the CPU, the hardware's 16-bit type on a GPU
     tensor_parallel_size: int | str = "auto"  # auto: every visible GPU (1 on the CPU)
     gpu_memory_utilization: float | str = "auto"  # auto: 0.90 on a GPU; 0.25 on the CPU (its share of RAM)
-    max_model_len: int = 8192
+    max_model_len: int | None = None  # None: the model's own limit, at most 8192 (a clip's prompt is ~1-3 k)
     max_num_seqs: int = 16
     enable_prefix_caching: bool = True  # the questions of one clip share its frames: computed once
     enforce_eager: bool | str = "auto"  # auto: eager on the CPU (no CUDA graphs there)
@@ -63,7 +67,8 @@ class EngineConfig:
         machine = hardware.detect()
         gpus, cap = machine.gpus, machine.capability
         cuda = bool(gpus)
-        s = {"model": model_path, "tokenizer": model_path, "seed": self.seed, "max_model_len": self.max_model_len,
+        s = {"model": model_path, "tokenizer": model_path, "seed": self.seed,
+             "max_model_len": self.max_model_len or min(8192, _max_positions(model_path)),
              "max_num_seqs": self.max_num_seqs, "enable_prefix_caching": self.enable_prefix_caching,
              "dtype": hardware.resolve_dtype(cfg.dtype if self.dtype == "auto" else self.dtype, cap),
              "tensor_parallel_size": (len(gpus) or 1) if self.tensor_parallel_size == "auto"
@@ -77,6 +82,14 @@ class EngineConfig:
         if lora_rank:
             s |= {"enable_lora": True, "max_lora_rank": lora_rank, "max_loras": 1}
         return s | dict(self.extra)
+
+
+def _max_positions(model_path: str) -> int:
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(model_path)
+    text = getattr(config, "text_config", None) or config
+    return int(getattr(text, "max_position_embeddings", None) or 8192)
 
 
 def engine_config(spec) -> EngineConfig:
@@ -167,7 +180,7 @@ class EngineVLM(VLM):
     def _fail(self, what: str):
         tail = self._log.read_text(errors="replace")[-3000:] if self._log.exists() else ""
         self.close()
-        raise EngineError(f"{what} (settings {self._settings}); engine log {self._log}:\n{tail}")
+        raise EngineError(f"{what} (settings {self._settings}); engine log {self._log}:\n{tail}", engine_start=True)
 
     def _call(self, msg: dict):
         self._conn.send(msg)

@@ -109,8 +109,8 @@ def build_tokenizer(family: str, vocab_size: int = 600):
     return fast
 
 
-def _text_config(tok, model_type: str | None, head_dim: int = 16, **extra) -> dict:
-    heads = 64 // head_dim
+def _text_config(tok, model_type: str | None, head: int = 16, **extra) -> dict:
+    heads = 64 // head
     cfg = dict(vocab_size=len(tok), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), max_position_embeddings=4096,
                pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None,

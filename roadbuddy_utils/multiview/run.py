@@ -177,7 +177,8 @@ class ModelRegistry:
             vlm = loader(self.configs[size])
         except Exception as e:  # noqa: BLE001 - recorded; the caller falls back or records per item
             free_memory()
-            err = ModelUnavailable(size, f"{type(e).__name__}: {e}", is_oom(e))
+            # an engine that did not start (its own memory reservation, a model it cannot serve) falls back too
+            err = ModelUnavailable(size, f"{type(e).__name__}: {e}", is_oom(e) or getattr(e, "engine_start", False))
             self.failed[size] = err
             self.stats[size]["load_error"] = str(err)
             raise err from e
