@@ -218,3 +218,22 @@ def test_04_trains_with_the_same_notes(tiny_vlm):
     assert "P.123a" in vlm.render(__import__("roadbuddy_utils.models.example", fromlist=["Example"]).Example(tr[0], None))
     with pytest.raises(ValueError, match="knowledge must be"):
         TrainConfig(knowledge="yes")
+
+
+def test_05_pairs_knowledge_off_and_on_overall_with_notes_and_by_theme():
+    import pandas as pd
+
+    from roadbuddy_utils.evaluate.paired import paired_by_theme
+
+    ids = [f"q{k}" for k in range(6)]
+    base = {"id": ids, "video": ["v1", "v1", "v2", "v2", "v3", "v3"], "pred": ["A"] * 6, "answer": ["A", "B"] * 3,
+            "question": ["Biển cấm rẽ trái?", "Đèn màu gì?"] * 3}
+    off = pd.DataFrame(base | {"correct": [True, False, True, False, True, False]})
+    on = pd.DataFrame(base | {"correct": [True, False, True, False, False, True],
+                              "knowledge_codes": [["P.123a"], [], ["P.123a"], [], ["P.123a"], []]})
+    for df in (off, on):
+        df["pred"] = [a if c else ("B" if a == "A" else "A") for a, c in zip(df["answer"], df["correct"])]
+    t = paired_by_theme(off, on, n_boot=50).set_index("subset")
+    assert t.loc["all", "n"] == 6 and t.loc["with notes", "n"] == 3 and t.loc["without notes", "n"] == 3
+    assert t.loc["with notes", "right_to_wrong"] == 1 and t.loc["without notes", "wrong_to_right"] == 1
+    assert "theme: signs" in t.index and "theme: lights" in t.index

@@ -216,3 +216,21 @@ def test_a_missing_question_file_stops_01_with_the_path_and_the_fix(tmp_path):
     msg = str(e.value)
     assert "DatasetError" in msg and f"{missing}: file not found. Attach the dataset" in msg and "data_json" in msg
     assert "KeyError" not in msg
+
+
+def test_smoke_03_with_sign_knowledge(smoke_data, tmp_path):
+    """03@knowledge on the demo public test: every line records its glossary codes, run_config the version."""
+    from roadbuddy_utils.knowledge.glossary import load
+
+    pub = smoke_data / "traffic_buddy_train+public_test"
+    params = {"03_zero_shot@knowledge": {"data_json": str(pub / "public_test/public_test.json"), "videos_root": str(pub),
+                                         "answers_json": str(smoke_data / "answers/public_test_answers.json"),
+                                         "output_dir": str(tmp_path / "03k"), "cache_dir": str(tmp_path / "cache")}}
+    m = run_profile("demo", only=["03_zero_shot@knowledge"], output_root=tmp_path / "outputs", extra_params=params,
+                    prepare=False, log=lambda *_: None)
+    assert [n["status"] for n in m["notebooks"]] == ["ok"]
+    lines = read_jsonl(tmp_path / "03k" / "predictions.jsonl")
+    assert lines and all(r["knowledge"] == "glossary" and isinstance(r["knowledge_codes"], list) for r in lines)
+    assert any(r["knowledge_codes"] for r in lines)  # the demo asks about speed limits and no-parking signs
+    run = json.loads((tmp_path / "03k" / "run_config.json").read_text())
+    assert run["knowledge"]["glossary_version"] == load().version and run["knowledge"]["questions_with_notes"] > 0
