@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from roadbuddy_utils.common.files import REPO
 from roadbuddy_utils.multiview import judge_prompts
 from roadbuddy_utils.multiview.judge import (
     JudgeItem,
@@ -156,3 +157,19 @@ def test_text_only_chat_model_as_judge(tmp_path):
     recs = run_judge([JudgeItem(3, "perception_vqa", judge_prompt("perception_vqa", "Q?", "A car.", "A bus."))],
                      judge, tmp_path / "j.jsonl", max_new_tokens=4)
     assert recs[3]["error"] is None and isinstance(recs[3]["raw"], str)
+
+
+@pytest.mark.engine
+@pytest.mark.skipif(not (REPO / ".venv-engine" / "bin" / "python").exists(),
+                    reason="no engine environment: bash scripts/setup.sh --engine (CI creates it)")
+def test_judge_through_the_serving_engine_gives_the_hf_reply(tmp_path):
+    """backend vllm: the same greedy reply as transformers for the same rubric prompt, recorded alike."""
+    from roadbuddy_utils.multiview.judge import load_judge
+
+    items = [JudgeItem(0, "planning_vqa", judge_prompt("planning_vqa", OBJ_Q, "Keep going.", "Turn left."))]
+    model = "tiny:qwen2_5_vl@hd32"
+    hf = run_judge(items, load_judge(model), tmp_path / "hf.jsonl", max_new_tokens=8, model_name=model)
+    eng = run_judge(items, model, tmp_path / "vllm.jsonl", max_new_tokens=8, backend="vllm",
+                    engine={"max_model_len": 4096})
+    assert eng[0]["error"] is None, eng[0]["error"]
+    assert eng[0]["raw"] == hf[0]["raw"] and eng[0]["score"] == hf[0]["score"]

@@ -142,12 +142,17 @@ class TextChat:
         return self.tokenizer.batch_decode(out[:, batch["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
-def load_judge(model_id: str):
+def load_judge(model_id: str, backend: str = "hf", engine: dict | None = None):
     """The judge model: ``tiny:`` and vision-language checkpoints of a supported family through
-    ``VLM.load``, any other chat model through ``TextChat``."""
+    ``VLM.load`` (``backend="vllm"``: the serving engine, ``engine`` its settings), any other chat model
+    through ``TextChat`` (transformers only)."""
     from ..models.config import FAMILIES, ModelConfig
     from ..models.tiny import is_tiny
 
+    if backend != "hf":
+        from ..engine.client import load_vlm
+
+        return load_vlm(ModelConfig(model=model_id), backend, engine)
     if not is_tiny(model_id):
         from transformers import AutoConfig
 
@@ -180,10 +185,12 @@ def label(model: str | None) -> str | None:
 
 
 def run_judge(items: Sequence[JudgeItem], judge, cache, max_new_tokens: int = 512, batch_size: int = 4,
-              model_name: str | None = None, progress: bool = False) -> dict[int, dict]:
+              model_name: str | None = None, progress: bool = False, backend: str = "hf",
+              engine: dict | None = None) -> dict[int, dict]:
     """``{index: record}`` for ``items``: ``score`` (0-100 or None), ``raw`` (the reply), ``parse``,
-    ``error``, ``cached``. ``judge``: a model id (loaded here, only when some item needs it) or an
-    object with ``chat_generate``. Records are appended to ``cache`` (JSONL) as they come."""
+    ``error``, ``cached``. ``judge``: a model id (loaded here with ``backend`` only when some item needs
+    it, released at the end) or an object with ``chat_generate``. Records are appended to ``cache``
+    (JSONL) as they come."""
     from tqdm.auto import tqdm
 
     name = model_name or (judge if isinstance(judge, str) else getattr(judge, "name", type(judge).__name__))
@@ -206,7 +213,7 @@ def run_judge(items: Sequence[JudgeItem], judge, cache, max_new_tokens: int = 51
             t0 = time.perf_counter()
             try:
                 if model is None:
-                    model = load_judge(judge) if isinstance(judge, str) else judge
+                    model = load_judge(judge, backend, engine) if isinstance(judge, str) else judge
                 replies = model.chat_generate([(None, [("text", it.prompt)]) for it, _ in chunk], max_new_tokens,
                                               do_sample=False)
                 errors = [None] * len(chunk)
@@ -221,6 +228,8 @@ def run_judge(items: Sequence[JudgeItem], judge, cache, max_new_tokens: int = 51
                 f.flush()
                 out[it.index] = rec | {"cached": False}
             bar.update(len(chunk))
+    if isinstance(judge, str) and hasattr(model, "close"):
+        model.close()  # an engine process: its memory back before anything else loads
     return out
 
 

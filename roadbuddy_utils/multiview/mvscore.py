@@ -126,7 +126,8 @@ def item_scores(rows: Sequence[dict]) -> list[dict]:
     return out
 
 
-def _judge(items: list[dict], judge_model, cache, max_new_tokens: int, desc_file, batch_size: int) -> dict[int, dict]:
+def _judge(items: list[dict], judge_model, cache, max_new_tokens: int, desc_file, batch_size: int,
+           backend: str) -> dict[int, dict]:
     lookup = visual_descriptions(desc_file) if desc_file else None
     todo = []
     for s in items:
@@ -137,7 +138,7 @@ def _judge(items: list[dict], judge_model, cache, max_new_tokens: int, desc_file
         todo.append(JudgeItem(s["index"], rubric, judge_prompt(rubric, s["question"], s["gold"], s["pred"] or "", desc),
                               s["subtask"]))
     return run_judge(todo, judge_model, cache, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                     model_name=judge_model if isinstance(judge_model, str) else None)
+                     model_name=judge_model if isinstance(judge_model, str) else None, backend=backend)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -190,11 +191,13 @@ def _r(v, nd: int = 2):
 
 def score_run(results: Sequence[dict], gold: Sequence[dict] | None = None, phase: int | None = None,
               judge_model=None, cache_dir=None, impl: str = "auto", n_boot: int = 2000, seed: int = 0,
-              judge_max_new_tokens: int = 512, judge_batch_size: int = 4, desc_file=None) -> dict:
+              judge_max_new_tokens: int = 512, judge_batch_size: int = 4, desc_file=None,
+              judge_backend: str = "hf") -> dict:
     """Everything ``mv-score`` prints, as one JSON-ready object: ``subtasks`` (figures with ``*_ci``),
     ``phase_score``, ``metrics_impl``, ``judge`` (None without a judge model), ``sensitivity``, ``join``,
     ``interval``. ``phase`` None: 2 when corruption questions are present, else 1. ``judge_model``: a
-    model id or an object with ``chat_generate``; its records go to ``{cache_dir}/judge-<model>.jsonl``."""
+    model id (loaded through ``judge_backend``: hf, or vllm for the serving engine) or an object with
+    ``chat_generate``; its records go to ``{cache_dir}/judge-<model>.jsonl``."""
     rows, join = join_by_position(results, gold)
     items = item_scores(rows)
     subs = {i["subtask"] for i in rows}
@@ -208,7 +211,7 @@ def score_run(results: Sequence[dict], gold: Sequence[dict] | None = None, phase
         name = judge_model if isinstance(judge_model, str) else getattr(judge_model, "name", type(judge_model).__name__)
         slug = "".join(c if c.isalnum() or c in "-_." else "-" for c in name)
         cache = Path(cache_dir or ".") / f"judge-{slug}.jsonl"
-        judge_recs = _judge(items, judge_model, cache, judge_max_new_tokens, desc_file, judge_batch_size)
+        judge_recs = _judge(items, judge_model, cache, judge_max_new_tokens, desc_file, judge_batch_size, judge_backend)
         judge_info = judge_summary(judge_recs, name) | {"cache": str(cache)}
     t = _Table(items, lang, judge_recs, phase)
     counts = official.PHASE_COUNTS[phase]
@@ -372,6 +375,8 @@ def add_arguments(p) -> None:
     p.add_argument("--judge-model", default=None, help="a Hugging Face chat model (or tiny:<family>) as a local judge "
                                                        "of open answers (default: none, ROUGE-L stands in)")
     p.add_argument("--judge-max-new-tokens", type=int, default=512)
+    p.add_argument("--judge-backend", choices=["hf", "vllm"], default="hf",
+                   help="hf: transformers in this process; vllm: the serving engine (bash scripts/setup.sh --engine)")
     p.add_argument("--judge-cache", default=None, help="folder of the judge's records (default: the results' folder)")
     p.add_argument("--desc-file", default=None, help="DriveBench's data/visual_description.json, for the rubrics' "
                                                      "{DESC} field")
@@ -388,7 +393,8 @@ def cli(args) -> int:
     results = read_items(args.results)
     gold = read_items(args.gold) if args.gold else None
     res = score_run(results, gold, args.phase, args.judge_model, args.judge_cache or Path(args.results).parent,
-                    args.impl, args.n_boot, judge_max_new_tokens=args.judge_max_new_tokens, desc_file=args.desc_file)
+                    args.impl, args.n_boot, judge_max_new_tokens=args.judge_max_new_tokens, desc_file=args.desc_file,
+                    judge_backend=args.judge_backend)
     if args.other_phase:
         other = json.loads(Path(args.other_phase).read_text(encoding="utf-8"))["phase_score"]
         if other["phase"] == res["phase"]:
