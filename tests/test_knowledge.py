@@ -98,6 +98,8 @@ def test_matching_survives_accents_casing_units_prefixes_and_renumbering():
     assert codes("Biển cấm quay đầu, biển cấm rẽ trái") == ["P.124a", "P.123a"]
     assert codes("Cấm dừng và đỗ xe") == codes("cấm dừng đỗ") == ["P.130"]
     assert "I.442" not in codes("cấm dừng đỗ xe cho phương tiện")  # 'cho' is not 'chợ' in an accented text
+    assert codes("Xe được đi ở làn đường nào?") == [] and codes("Biển làn đường") == ["S.504"]  # everyday phrases
+    assert "R.122" not in ground(_item("Xe có phải dừng lại không?", ["Có", "Không"])).matched
     assert fold("60Km/h") == fold("60 km/h") == "60 km/h" and fold("Ô-tô") == fold("oto") == "o to"
     g = ground(_item("Biển báo giới hạn tốc độ tối đa là bao nhiêu?", ["40 km/h", "50Km/h", "60 km/h"]))
     assert g.codes[0] == "P.127" and all(c == ["P.127"] for c in g.choice_codes)

@@ -33,7 +33,7 @@ PRIORITY = {"code": 0, "signs": 1, "markings": 2, "groups": 3, "rules": 4}
 GROUP_ALIASES = {
     "GROUP:P": ["biển cấm", "biển báo cấm", "nhóm biển cấm", "nhóm biển báo cấm"],
     "GROUP:W": ["biển báo nguy hiểm", "biển nguy hiểm", "biển cảnh báo", "biển báo cảnh báo", "biển báo nguy hiểm và "
-                "cảnh báo", "nhóm biển báo nguy hiểm"],
+                "cảnh báo", "nhóm biển báo nguy hiểm", "biển cảnh báo nguy hiểm"],
     "GROUP:R": ["biển hiệu lệnh", "biển báo hiệu lệnh", "nhóm biển hiệu lệnh"],
     "GROUP:I": ["biển chỉ dẫn", "biển báo chỉ dẫn", "nhóm biển chỉ dẫn", "biển chỉ dẫn trên đường cao tốc"],
     "GROUP:S": ["biển phụ", "biển báo phụ", "biển viết bằng chữ"],
@@ -42,6 +42,8 @@ BARE_GROUP = {"cấm": "GROUP:P", "báo cấm": "GROUP:P", "cảnh báo": "GROUP
               "nguy hiểm và cảnh báo": "GROUP:W", "hiệu lệnh": "GROUP:R", "chỉ dẫn": "GROUP:I", "phụ": "GROUP:S"}
 GROUP_ENDS = {"|", "va", "hoac", "hay", "nao", "khong", "gi", "trong", "xuat", "co", "deu", "la", "thuoc", "o", "duoc",
               "khac", "nay", "do", "dau", "thu", "hai", "sau", "day", "ben", "phia", "cua", "cho", "tren", "tai", "da"}
+GENERIC = {tuple(p.split()) for p in ("lan duong", "loai xe", "dung lai", "kiem tra", "huong re", "giam toc do",
+                                      "lan", "loi ra", "nhap lan", "diem", "duong ham", "ten duong", "dien thoai")}
 ASKS_KIND = re.compile(r"loại biển|nhóm biển|biển báo gì|thuộc loại|thuộc nhóm")
 SIGN_CUE = re.compile(r"biển|cấm|\d\s*km/h|vạch")
 NOT_A_NAME = re.compile(r"^(?:\d+\s*biển(?: báo)?|không có(?: thông tin| biển(?: báo)?(?: nào)?)?|tất cả.*|cả .* đều .*|"
@@ -165,9 +167,12 @@ def explicit_codes(text: str, glossary: Glossary) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def find(text: str, glossary: Glossary, kinds=("signs", "markings", "groups", "rules")) -> list[tuple[str, str]]:
+def find(text: str, glossary: Glossary, kinds=("signs", "markings", "groups", "rules"),
+         strict: bool = False) -> list[tuple[str, str]]:
     """(code, kind) of every entry ``text`` names, longest names first, no two overlapping, in text order; a
-    text with diacritics matches accented names, one without them matches the names without theirs."""
+    text with diacritics matches accented names, one without them matches the names without theirs. Everyday
+    phrases that are also sign names ('làn đường', 'dừng lại') count only after 'biển' / 'biển báo'; with
+    ``strict`` (a question's text, which describes the scene) so does every sign name under three words."""
     acc, folded = words(text).split(), fold(text).split()
     accented = acc != folded  # a text with diacritics matches with them ('chợ' is not 'cho'); one without, without
     idx = _index(glossary)
@@ -178,6 +183,10 @@ def find(text: str, glossary: Glossary, kinds=("signs", "markings", "groups", "r
             if kind in kinds and tuple((acc if accented else folded)[i:i + n]) == (alias_a if accented else alias_f):
                 if kind == "groups" and i + n < len(folded) and folded[i + n] not in GROUP_ENDS:
                     continue  # 'biển cấm tụ tập' names a sign (unknown), not the group of prohibition signs
+                after_bien = i > 0 and folded[i - 1] in ("bien", "bao", "dan", "lenh")  # biển (báo / chỉ dẫn / hiệu lệnh) X
+                if kind in ("signs", "markings") and not after_bien and (
+                        alias_f in GENERIC or (strict and n < 3 and not alias_f[0] in ("cam", "het", "vach"))):
+                    continue
                 cands.append((i, i + n, code, kind))
     cands.sort(key=lambda c: (PRIORITY[c[3]] > PRIORITY["markings"], -(c[1] - c[0]), PRIORITY[c[3]], c[0]))
     taken, chosen = set(), []
@@ -220,7 +229,7 @@ def ground(item: Item, glossary: Glossary | None = None, budget: int = DEFAULT_B
         for c, k in found:
             ranked.append((PRIORITY[k] if k != "signs" else PRIORITY[glossary.entry(c).kind], order, c))
             order += 1
-    found_q = [(c, "code") for c in explicit_codes(q, glossary)] + find(q, glossary)
+    found_q = [(c, "code") for c in explicit_codes(q, glossary)] + find(q, glossary, strict=True)
     for c, k in found_q:
         ranked.append((PRIORITY[k] if k in ("code", "rules", "groups") else PRIORITY[glossary.entry(c).kind], order, c))
         order += 1
