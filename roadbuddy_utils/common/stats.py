@@ -2,6 +2,7 @@
 accuracies.
 
     rate, lo, hi = grouped_bootstrap(correct, videos)     # 95 % percentile interval, resampling whole videos
+    val, lo, hi = grouped_bootstrap_stat(scenes, lambda idx: figures(idx))   # any statistic(s), e.g. corpus scores
 
 Questions about one clip are correlated (same scene, same frames), so an interval resamples the clip
 (or the multi-camera scene), not the question; treating them as independent makes intervals too narrow.

@@ -26,6 +26,7 @@ approximation (``impl_info``).
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import subprocess
@@ -110,7 +111,7 @@ def ptb_tokenize(texts: Sequence[str]) -> list[str]:
         os.remove(name)
     if p.returncode != 0:
         raise RuntimeError(f"PTB tokenizer failed ({p.returncode}): {p.stderr.decode(errors='replace')[-500:]}")
-    lines = p.stdout.decode("utf-8").split("\n")
+    lines = p.stdout.decode("utf-8", errors="replace").split("\n")
     if len(lines) < len(todo):
         raise RuntimeError(f"PTB tokenizer returned {len(lines)} lines for {len(todo)} texts")
     for (k, _), line in zip(todo, lines):
@@ -141,6 +142,7 @@ class MeteorJar:
     def stats(self, hyp: str, ref: str) -> np.ndarray:
         """The 23 sufficient statistics of one (hypothesis, reference) pair."""
         hyp = hyp.replace("|||", "").replace("  ", " ")  # as pycocoevalcap's _stat
+        ref = ref.replace("|||", "")  # (PTB output: one line, so no newline can break the protocol)
         return np.array([float(x) for x in self._ask(f"SCORE ||| {ref} ||| {hyp}")[0].split()])
 
     def evaluate(self, stats_rows: Sequence[np.ndarray]) -> tuple[list[float], float]:
@@ -159,7 +161,9 @@ class MeteorJar:
 
 @lru_cache(maxsize=1)
 def meteor_jar() -> MeteorJar:
-    return MeteorJar()
+    jar = MeteorJar()
+    atexit.register(jar.close)
+    return jar
 
 
 def meteor_from_stats(rows: np.ndarray) -> float:
