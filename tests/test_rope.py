@@ -86,3 +86,24 @@ def test_answers_generation_and_training_use_the_rule(qwen):
     model.train()
     loss = model(**Collator(stock, TrainConfig(model="tiny:qwen2_5_vl", loss="tokens"))([ex])).loss
     assert calls and torch.isfinite(loss)  # a training step (peft-wrapped) goes through the rule too
+
+
+def test_a_model_with_a_lora_adapter_gets_the_rule_too(qwen, tmp_path):
+    """VLM.load with an adapter wraps the model in peft first: the rule must reach the wrapped model."""
+    from peft import LoraConfig, get_peft_model
+
+    from roadbuddy_utils.train.finetune import lora_target_regex
+
+    base = VLM.load(ModelConfig("tiny:qwen2_5_vl", n_frames=8, max_pixels=56 * 112, device="cpu"))
+    get_peft_model(base.model, LoraConfig(r=4, target_modules=lora_target_regex("qwen", ["lora"]))).save_pretrained(
+        tmp_path / "adapter")
+    with_adapter = VLM.load(ModelConfig("tiny:qwen2_5_vl", adapter_path=str(tmp_path / "adapter"), n_frames=8,
+                                        max_pixels=56 * 112, device="cpu"))
+    inner = next(m for m in with_adapter.model.modules() if hasattr(type(m), "get_rope_index"))
+    assert getattr(inner, "_rb_max_plus_one", False)
+    batch = with_adapter.inputs([_long_clip()], "vi")
+    keys = ("image_grid_thw", "video_grid_thw", "second_per_grid_ts", "attention_mask")
+    pos, _ = inner.get_rope_index(batch["input_ids"], batch["mm_token_type_ids"], **{k: batch.get(k) for k in keys})
+    video = batch["mm_token_type_ids"][0] == 2
+    after = int(torch.nonzero(video).max()) + 1
+    assert pos[:, 0, after].tolist() == [int(pos[:, 0][:, video].max()) + 1] * 3

@@ -61,12 +61,15 @@ def max_plus_one(position_ids, mm_token_type_ids, attention_mask=None):
 
 
 def use_trained_positions(model) -> bool:
-    """Give a loaded Qwen2-VL / Qwen2.5-VL model (plain or wrapped, e.g. by peft) the trained text positions after
-    a video; returns whether the model needed it. Idempotent."""
-    inner = getattr(model, "model", None)
-    if getattr(getattr(model, "config", None), "model_type", None) not in AFFECTED or inner is None \
-            or not hasattr(inner, "get_rope_index") or getattr(inner, "_rb_max_plus_one", False):
-        return getattr(inner, "_rb_max_plus_one", False)
+    """Give a loaded Qwen2-VL / Qwen2.5-VL model (plain, or wrapped: a peft adapter, DDP) the trained text positions
+    after a video; returns whether the model needed it. Idempotent."""
+    if getattr(getattr(model, "config", None), "model_type", None) not in AFFECTED:
+        return False
+    inner = next((m for m in model.modules() if hasattr(type(m), "get_rope_index")), None)
+    if inner is None:
+        return False
+    if getattr(inner, "_rb_max_plus_one", False):
+        return True
     original = inner.get_rope_index
 
     def get_rope_index(input_ids, mm_token_type_ids, *args, attention_mask=None, **kwargs):
