@@ -58,7 +58,7 @@ class EngineConfig:
     python: str | None = None  # the engine environment's python (None: .venv-engine/bin/python in the repository)
     dtype: str = "auto"  # auto: float32 on the CPU, the hardware's 16-bit type on a GPU
     tensor_parallel_size: int | str = "auto"  # auto: every visible GPU (1 on the CPU)
-    gpu_memory_utilization: float | str = "auto"  # auto: 0.90 on a GPU; 0.25 on the CPU (its share of RAM)
+    gpu_memory_utilization: float | str = "auto"  # auto: 0.90 on a GPU; on the CPU its share of RAM (<= 0.25)
     max_model_len: int | None = None  # None: the model's own limit, at most 8192 (a clip's prompt is ~1-3 k)
     max_num_seqs: int = 16
     enable_prefix_caching: bool = True  # the questions of one clip share its frames: computed once
@@ -77,7 +77,7 @@ class EngineConfig:
              "dtype": hardware.resolve_dtype(cfg.dtype if self.dtype == "auto" else self.dtype, cap),
              "tensor_parallel_size": (len(gpus) or 1) if self.tensor_parallel_size == "auto"
              else int(self.tensor_parallel_size),
-             "gpu_memory_utilization": (0.90 if cuda else 0.25) if self.gpu_memory_utilization == "auto"
+             "gpu_memory_utilization": (0.90 if cuda else _cpu_share()) if self.gpu_memory_utilization == "auto"
              else float(self.gpu_memory_utilization),
              "enforce_eager": (not cuda) if self.enforce_eager == "auto" else bool(self.enforce_eager),
              "limit_mm_per_prompt": {"image": 64, "video": 1}}
@@ -86,6 +86,13 @@ class EngineConfig:
         if lora_rank:
             s |= {"enable_lora": True, "max_lora_rank": lora_rank, "max_loras": 1}
         return s | dict(self.extra)
+
+
+def _cpu_share() -> float:
+    """On the CPU vLLM reserves this share of all RAM and refuses to start unless that much is free now: 0.25 (the
+    default 0.92 fails on 24 GiB), less when other processes hold memory (80 % of what is free)."""
+    total, avail = hardware.ram_gib()
+    return round(max(0.02, min(0.25, 0.8 * avail / total)), 3) if total else 0.25
 
 
 def _max_positions(model_path: str) -> int:
