@@ -47,6 +47,9 @@ def pair(request):
 
     def get(family, **kw):
         if family not in made:
+            for _, old in made.values():  # one engine at a time: each reserves its share of RAM
+                old.close()
+            made.clear()
             cfg = ModelConfig(f"tiny:{family}@hd32", n_frames=8, max_pixels=56 * 112, device="cpu", **kw)
             made[family] = (VLM.load(cfg), EngineVLM.start(cfg, {"max_model_len": 4096}))
         return made[family]

@@ -212,12 +212,19 @@ class EngineVLM(VLM):
         if proc is None or proc.poll() is not None:
             return
         try:
-            self._conn.send({"op": "stop"})
-            self._conn.recv()
+            conn = getattr(self, "_conn", None)
+            if conn is None:  # still loading (a failed start): nothing to ask, stop it
+                raise OSError("no connection")
+            conn.send({"op": "stop"})
+            conn.recv()
             proc.wait(timeout=60)
         except (OSError, EOFError, subprocess.TimeoutExpired):
-            proc.kill()
-            proc.wait()
+            proc.terminate()  # the worker's own exit shuts vLLM's engine processes down
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
     # ------------------------------------------------------------------ what the wrapper reports
     @property
