@@ -76,6 +76,9 @@ def main(argv=None) -> int:
     ap.add_argument("--address", required=True, help="a Unix socket path the client connects to")
     ap.add_argument("--settings", required=True, help="vLLM LLM(...) arguments as JSON (model first)")
     args = ap.parse_args(argv)
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # terminate(): a normal exit, vLLM shuts its processes down
     authkey = os.environ.pop("RB_ENGINE_AUTHKEY", "").encode() or None
     settings = json.loads(args.settings)
     with Listener(args.address, family="AF_UNIX", authkey=authkey) as listener:
