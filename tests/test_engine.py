@@ -104,9 +104,8 @@ def test_other_families_match_or_say_why_not(pair, family):
 
 
 def test_a_lora_adapter_through_the_engine(tmp_path):
-    """04's adapter (LoRA on the language model's seven projections): served merged it equals the HF path with
-    the adapter (the supported way); served per request (``LoRARequest``) it is applied but not within 1e-4 of
-    peft on this CPU build (its distance is printed and recorded in README / RESULTS)."""
+    """04's adapter (LoRA on the language model's seven projections) through the engine equals the HF path with the
+    adapter, served per request (``LoRARequest``) and as 04's merged export."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -142,8 +141,7 @@ def test_a_lora_adapter_through_the_engine(tmp_path):
     d_request = _diff(hf, served)
     print(f"LoRA (seven projections, adapter effect {moved:.2e}): merged export through the engine max |dp| = "
           f"{d_merged:.2e}; per-request LoRARequest max |dp| = {d_request:.2e}")
-    assert moved > 10 * TOL and d_merged <= TOL
-    assert _diff(served, plain) > 10 * TOL  # per request the adapter is applied (answers move), not at parity
+    assert moved > 10 * TOL and d_merged <= TOL and d_request <= TOL
 
 
 def test_gpu_check_with_the_engine_backend_on_the_cpu(tmp_path):

@@ -157,12 +157,10 @@ class EngineVLM(VLM):
         vlm = cls(None, processor, cfg, FAMILIES[model_type], path)
         vlm.letter_ids = vlm._letter_ids()
         vlm._lora, vlm._settings, vlm._engine_cfg = lora, ecfg.settings(path, cfg, rank), ecfg
-        if vlm.family == "qwen3" or lora:
+        if vlm.family == "qwen3":
             import warnings
 
-            warnings.warn(f"{cfg.model} through the engine: " + (PARITY[vlm.family] if vlm.family == "qwen3" else
-                          "a per-request LoRA adapter is applied but not at parity with peft on the CPU build; "
-                          "serving 04's merged export (export_merged) is exact"), stacklevel=2)
+            warnings.warn(f"{cfg.model} through the engine: {PARITY[vlm.family]}", stacklevel=2)
         vlm._launch(engine_python(ecfg))
         return vlm
 
@@ -241,7 +239,7 @@ class EngineVLM(VLM):
         d["resolved"] = {"dtype": self._dtype_name(), "quantization": self.cfg.quantization,
                          "attn_implementation": None}
         d["backend"] = {"name": "vllm", "version": self.engine_version, "settings": self._settings,
-                        "parity_with_hf": PARITY[self.family] if not self._lora else "per-request LoRA: not reached"}
+                        "parity_with_hf": PARITY[self.family]}
         return d
 
     # ------------------------------------------------------------------ requests
