@@ -194,6 +194,29 @@ def test_index_rows_numbers_and_statuses(profile):
         assert text in _text(page), text
 
 
+def test_06_row_leads_with_the_official_formula_when_gold_answers_exist(profile):
+    """mv-score's record in 06's metrics.json (``official``): the phase score with its interval by scene, the
+    official-count total, the LLM term and the language-metrics implementation take the old offline score's place."""
+    from roadbuddy_utils.multiview import mvscore
+
+    repo, out, manifest = profile
+    q_mcq = "Which object is nearest? Please select the correct answer from the following options: A. Car. B. Bus."
+    lines = [{"question": q_mcq, "category": "perception", "scene_token": f"s{k % 3}", "frame_token": f"f{k}",
+              "answer": "A" if k % 4 else "B", "gold_answer": "A"} for k in range(12)]
+    lines += [{"question": "What are the important objects in the current scene?", "category": "perception",
+               "scene_token": f"s{k % 3}", "frame_token": f"g{k}", "answer": "a car ahead", "gold_answer": "a car ahead"}
+              for k in range(3)]
+    res = mvscore.score_run(lines, impl="approx", n_boot=200)
+    mvscore.save(res, out / "06_multiview_router_rag")
+    row = _rows(index.write_index(out, manifest, repo).read_text(encoding="utf-8"))["06_multiview_router_rag"]
+    ps, ow = res["phase_score"], res["phase_score"]["official_weights"]
+    assert f"phase {ps['phase']} formula {ps['value']:.3f} [{ps['ci'][0]:.3f}, {ps['ci'][1]:.3f}] (95 % interval by scene)" \
+        in row, row
+    assert f"with the official counts {ow['value']:.3f}" in row and f"LLM term {ps['llm']}" in row
+    assert f"language metrics {res['metrics_impl']['label']}" in row and "scored 15 of 20" in row
+    assert "offline score" not in row and "perception_mcq 12 100 small" in row
+
+
 def test_links_resolve_inside_the_folder_without_scripts(profile):
     repo, out, manifest = profile
     page = index.write_index(out, manifest, repo).read_text(encoding="utf-8")

@@ -209,16 +209,33 @@ def headline_eval(ctx: dict) -> str:
 
 
 def headline_multiview(ctx: dict) -> str:
+    """06: subtask counts and models; where gold answers exist, the official formula's phase score (mv-score's
+    ``official`` record: interval by scene, the LLM term, the language-metrics implementation), else the older
+    offline score."""
     m = _json(ctx["run_dir"] / "metrics.json", ctx["since"])
-    score = m.get("score") or {}
-    per = score.get("per_subtask") or {}
-    rows = [r | {"score": (per.get(r.get("subtask")) or {}).get("score")} for r in m.get("subtask_counts") or []]
-    return (_table(rows, ["subtask", "n", "official_phase1", "model", "score"]) +
-            _pairs([("offline score", _num(score.get("overall"))),
-                    ("with official weights", _num(m.get("overall_official_weights"))),
-                    ("scored", f"{_num(score.get('n_scored'))} of {_num(m.get('n_lines'))}"),
-                    ("errors", _num(m.get("n_errors"))),
-                    ("fallbacks", _num((m.get("routing") or {}).get("n_fallbacks")))]))
+    score, off = m.get("score") or {}, m.get("official") or {}
+    per, subs = score.get("per_subtask") or {}, off.get("subtasks") or {}
+    rows = [r | {"score": (subs.get(r.get("subtask")) or {}).get("score", (per.get(r.get("subtask")) or {}).get("score"))}
+            for r in m.get("subtask_counts") or []]
+    pairs = []
+    if off.get("n_scored"):
+        ps, ow = off["phase_score"], off["phase_score"]["official_weights"]
+        ci = lambda d: f" [{_num(d['ci'][0])}, {_num(d['ci'][1])}]" if d.get("ci") and d["ci"][0] is not None else ""
+        judge = off.get("judge") or {}
+        pairs += [(f"phase {ps['phase']} formula", f"{_num(ps['value'])}{ci(ps)} (95 % interval by scene)"),
+                  ("with the official counts", f"{_num(ow['value'])}{ci(ow)}"),
+                  ("LLM term", ps.get("llm")),
+                  ("language metrics", (off.get("metrics_impl") or {}).get("label"))]
+        if judge:
+            pairs.append((judge.get("label"), f"{_num(judge.get('n_no_score'))} of {_num(judge.get('n_items'))} replies "
+                                               f"without a score, {_num(judge.get('n_errors'))} errors"))
+    else:
+        pairs += [("offline score", _num(score.get("overall"))),
+                  ("with official weights", _num(m.get("overall_official_weights")))]
+    pairs += [("scored", f"{_num(off.get('n_scored', score.get('n_scored')))} of {_num(m.get('n_lines'))}"),
+              ("errors", _num(m.get("n_errors"))),
+              ("fallbacks", _num((m.get("routing") or {}).get("n_fallbacks")))]
+    return _table(rows, ["subtask", "n", "official_phase1", "model", "score"]) + _pairs(pairs)
 
 
 def headline_submit(ctx: dict) -> str:
