@@ -27,6 +27,10 @@ from typing import Iterable, Sequence
 from ..data.questions import Problem
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# Project-written stand-ins in the real files' shapes (scripts/make_mv_fixtures.py writes them): the real
+# RoboSense / DriveBench question files may be read but are never shipped.
+MV_QUESTIONS = FIXTURES / "mv_questions.json"  # converted RoboSense phase-1 shape, answers empty
+MV_ANSWERED = FIXTURES / "mv_answered.json"  # DriveBench shape, 19 items with answers
 
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_RIGHT", "CAM_BACK_LEFT")
 IMAGE_SIZE = (1600, 900)  # nuScenes camera frames; RoboSense tags are pixels of this size

@@ -1,4 +1,4 @@
-"""Stand-in six-camera data for the multi-camera demo: real fixture questions, drawn images, a small KB.
+"""Stand-in six-camera data for the multi-camera demo: fixture questions, drawn images, a small KB.
 
     paths = make_demo_multiview("outputs/demo/mv", n=24, seed=0)
     paths = ensure_demo_multiview("outputs/demo/multiview")   # the same, skipped when already there (06)
@@ -10,8 +10,9 @@ enough for the pipeline to run end to end and for a tiny model to see distinct i
 about the answers is visible in them.
 
 Questions are a seeded mix of the two fixture files kept in the package
-(``roadbuddy_utils/multiview/fixtures/``): RoboSense phase-1 questions (answers hidden), picked
-round-robin over subtasks so every subtask appears, and DriveBench items whose real answers let the
+(``roadbuddy_utils/multiview/fixtures/``, written by ``scripts/make_mv_fixtures.py`` in the real files'
+shapes; no real question is shipped): questions shaped as RoboSense phase 1 (answers hidden), picked
+round-robin over subtasks so every subtask appears, and DriveBench-shaped items whose answers let the
 offline scorer run. The KB (``kb.json``) holds exact copies of ``n_overlap`` answered items (for the
 leakage guard), notes on the same frames and scenes, and unrelated notes. ``drop_images`` image
 files are left out on purpose so the loader's missing-image record shows in the demo.
@@ -23,7 +24,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from ..common.files import write_json
-from .data import CAMERAS, FIXTURES, MVItem, load_multiview, parse_tags
+from .data import CAMERAS, MV_ANSWERED, MV_QUESTIONS, MVItem, load_multiview, parse_tags
 from .router import classify
 
 # one distinct background colour per camera (RGB)
@@ -75,13 +76,13 @@ def make_demo_multiview(out_dir, questions_json=None, n: int = 24, seed: int = 0
     """Write ``questions.json`` (converted RoboSense format), ``images/`` and ``kb.json`` under
     ``out_dir``; returns their paths and counts. Deterministic for a given ``seed``.
 
-    ``questions_json``: the unanswered question pool (default: the phase-1 fixture);
-    ``answers_json``: DriveBench-format items with answers (default: the DriveBench fixture);
+    ``questions_json``: the unanswered question pool (default: the phase-1-shaped fixture);
+    ``answers_json``: DriveBench-format items with answers (default: the DriveBench-shaped fixture);
     about half of ``n`` comes from each."""
     out = Path(out_dir)
     rng = random.Random(seed)
-    pool, _ = load_multiview(questions_json or FIXTURES / "robosense_track1_phase1_questions.json", check_images=False)
-    answered, _ = load_multiview(answers_json or FIXTURES / "drivebench_test_sample.json", check_images=False)
+    pool, _ = load_multiview(questions_json or MV_QUESTIONS, check_images=False)
+    answered, _ = load_multiview(answers_json or MV_ANSWERED, check_images=False)
     n_ans = min(len(answered), n // 2)
     chosen = _pick_round_robin(answered, n_ans, rng) + _pick_round_robin(pool, n - n_ans, rng)
     chosen.sort(key=lambda it: (it.scene_token or "", it.frame_token or "", it.index))
