@@ -31,6 +31,24 @@ def demo_small(tmp_path_factory) -> Path:
     return root
 
 
+# Real competition files (RoboSense phase 1, the DriveBench sample): read to check the code against them,
+# never committed. CI and this checkout's sibling folder have them; elsewhere their tests skip.
+REAL_MULTIVIEW = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "multiview"
+
+
+@pytest.fixture
+def real_multiview():
+    """``get(name)``: the path of a real multi-camera question file, or a skip naming where it was looked for."""
+
+    def get(name):
+        path = REAL_MULTIVIEW / name
+        if not path.is_file():
+            pytest.skip(f"real file {name} not found in {REAL_MULTIVIEW} (competition data: read, never committed)")
+        return path
+
+    return get
+
+
 @pytest.fixture
 def write_items(tmp_path):
     """Write a RoadBuddy-format JSON file with the given items; returns its path."""

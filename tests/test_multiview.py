@@ -1,6 +1,7 @@
 """Model-independent parts of the multi-camera pipeline: loading, cameras, tags, router, routing
 table, prompts, adapter folders, retrieval and its leakage guard, scoring, resume, demo data."""
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from roadbuddy_utils.multiview import scoring
 from roadbuddy_utils.multiview.data import (
     CAMERAS,
     FIXTURES,
+    MV_ANSWERED,
+    MV_QUESTIONS,
     PHASE1_COUNTS,
     SUBTASKS,
     MVItem,
@@ -39,6 +42,7 @@ from roadbuddy_utils.multiview.scoring import (
     weighted_score,
 )
 
+ROOT = Path(__file__).resolve().parents[1]
 MCQ_Q = ("What is the moving status of object <c1,CAM_BACK,795.0,514.2>? Please select the correct answer "
          "from the following options: A. Going ahead. B. Turn left. C. Turn right.")
 
@@ -96,8 +100,15 @@ def test_select_images_cap_and_named_cameras(converted):
         select_images(it, max_images=0)
 
 
-def test_load_drivebench_format():
-    items, problems = load_multiview(FIXTURES / "drivebench_test_sample.json", check_images=False)
+@pytest.fixture(params=["project", "real"])
+def drivebench_file(request, real_multiview):
+    """DriveBench-shaped items: the project's own (shipped) and the real sample (where ../shared has it);
+    the project's file has the real one's size and mix, so the same assertions hold for both."""
+    return MV_ANSWERED if request.param == "project" else real_multiview("drivebench_test_sample.json")
+
+
+def test_load_drivebench_format(drivebench_file):
+    items, problems = load_multiview(drivebench_file, check_images=False)
     assert len(items) == 19 and not problems
     assert {it.source_format for it in items} == {"drivebench"}
     assert Counter(it.category for it in items) == {"perception": 5, "prediction": 4, "planning": 7, "behavior": 3}
@@ -105,7 +116,7 @@ def test_load_drivebench_format():
     assert items[1].answer == "A" and items[1].raw["tag"] == [0]
     assert str(items[0].images[0][1]).endswith("data/nuscenes/samples/CAM_FRONT/" + Path(
         items[0].raw["image_path"]["CAM_FRONT"]).name)
-    _, problems = load_multiview(FIXTURES / "drivebench_test_sample.json")  # no images exist here
+    _, problems = load_multiview(drivebench_file)  # no images exist here
     assert len(problems) == 19 * 6 and problems[0].field.startswith("image_path.")
 
 
@@ -124,8 +135,8 @@ def test_tags_pixel_and_normalised():
 
 # ---------------------------------------------------------------------------------------------- router
 
-def test_every_fixture_question_classified_with_official_counts():
-    items, _ = load_multiview(FIXTURES / "robosense_track1_phase1_questions.json", check_images=False)
+def test_every_real_phase1_question_classified_with_official_counts(real_multiview):
+    items, _ = load_multiview(real_multiview("robosense_track1_phase1_questions.json"), check_images=False)
     counts, defaults = classify_all(items)
     assert len(items) == 1396 and all(it.subtask in SUBTASKS for it in items)
     assert dict(counts) == PHASE1_COUNTS
@@ -134,8 +145,67 @@ def test_every_fixture_question_classified_with_official_counts():
     assert notice and {it.subtask for it in notice} == {"Prediction-MCQs"}
 
 
-def test_classify_drivebench_corruption_and_defaults():
-    items, _ = load_multiview(FIXTURES / "drivebench_test_sample.json", check_images=False)
+def test_project_question_pool_has_the_phase1_quirks():
+    """The shipped phase-1-shaped pool: every question matched by an explicit pattern, every phase-1 rule
+    and subtask used, answers hidden, six cameras in the official order, pixel tags (0 to 2 per question),
+    the open "notice" questions inside Prediction-MCQs, one question repeated on its frame."""
+    items, problems = load_multiview(MV_QUESTIONS, check_images=False)
+    counts, defaults = classify_all(items)
+    assert not problems and defaults == [] and set(counts) == set(PHASE1_COUNTS)
+    assert {it.rule for it in items} == {"perception_mcq", "perception_object", "perception_scene", "prediction_notice",
+                                         "prediction_yesno", "planning_object", "planning_scene"}
+    assert {it.category for it in items} == {"perception", "prediction", "planning"}
+    assert not any(it.answer for it in items) and {it.source_format for it in items} == {"robosense"}
+    assert all([c for c, _ in it.images] == list(CAMERAS) for it in items)
+    assert all(list(it.raw["img_paths"]) == list(CAMERAS) for it in items)  # the file's own order
+    tags = [t for it in items for t in it.tags]
+    assert tags and not any(t.normalised for t in tags) and {len(it.tags) for it in items} == {0, 1, 2}
+    routes = load_routing()
+    styles = {it.id: item_style(it, routes[it.subtask])[0] for it in items}
+    assert set(styles.values()) == {"mcq", "yesno", "open"}
+    notice = [it for it in items if it.rule == "prediction_notice"]
+    assert notice and {(it.subtask, styles[it.id]) for it in notice} == {("Prediction-MCQs", "open")}
+    assert all(parse_options(it.question) for it in items if it.rule == "perception_mcq")
+    assert any("options" not in it.question.lower() for it in items if it.rule == "perception_mcq")
+    assert max(Counter((it.frame_token, it.question) for it in items).values()) == 2
+    assert len({it.id for it in items}) == len(items)  # the repeated question keeps an id of its own
+
+
+def test_shipped_fixtures_are_the_generators_output():
+    import runpy
+
+    texts = runpy.run_path(str(ROOT / "scripts" / "make_mv_fixtures.py"))["texts"]()
+    assert set(texts) == {MV_QUESTIONS.name, MV_ANSWERED.name}
+    for name, text in texts.items():
+        assert (FIXTURES / name).read_text(encoding="utf-8") == text, f"{name}: run scripts/make_mv_fixtures.py"
+
+
+TAG_SUB = re.compile(r"<c\d+,[^>]*>")
+
+
+def _sentences(texts) -> set[str]:
+    out = set()
+    for t in texts:
+        for s in re.split(r"(?<=[.?!])\s+|\s(?=[A-E]\.\s)", TAG_SUB.sub("<obj>", t)):
+            if len(s.strip()) >= 20:
+                out.add(s.strip().lower())
+    return out
+
+
+def test_no_real_question_file_or_sentence_is_shipped(real_multiview):
+    """Competition data is read, never redistributed: no real file in the package, no real sentence
+    (tags aside, 20 characters or more) in the project's fixtures."""
+    real_names = {"robosense_track1_phase1_questions.json", "drivebench_test_sample.json"}
+    assert not real_names & {p.name for p in FIXTURES.iterdir()}
+    real = [t for n in sorted(real_names) for x in json.loads(real_multiview(n).read_text(encoding="utf-8"))
+            for t in (x["question"], x["answer"])]
+    own = [t for p in sorted(FIXTURES.glob("*.json")) for x in json.loads(p.read_text(encoding="utf-8"))
+           for t in (x["question"], x["answer"])]
+    assert own and not _sentences(real) & _sentences(own)
+
+
+def test_classify_drivebench_corruption_and_defaults(drivebench_file):
+    items, _ = load_multiview(drivebench_file, check_images=False)
     counts, defaults = classify_all(items)
     assert counts == {"Prediction-MCQs": 7, "Planning-VQAs-Object-Description": 4, "Perception-MCQs": 3,
                       "Planning-VQAs-Scene-Description": 3, "Perception-VQAs-Scene-Description": 2}

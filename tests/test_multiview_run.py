@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from roadbuddy_utils.common.files import read_jsonl
-from roadbuddy_utils.multiview.data import FIXTURES, load_multiview
+from roadbuddy_utils.multiview.data import MV_ANSWERED, load_multiview
 from roadbuddy_utils.multiview.demo import ensure_demo_multiview
 from roadbuddy_utils.multiview.retrieval import LeakageError
 from roadbuddy_utils.multiview.router import DEFAULT_ROUTING, classify, load_routing
@@ -192,7 +192,7 @@ def test_config_validation(tmp_path):
     cfgs = model_configs({"small": {"model": "tiny:internvl", "adapter": str(tmp_path / "lora")}, "large": "x/y"})
     assert cfgs["small"].adapter_path == str(ckpt) and cfgs["large"].model == "x/y"
     with pytest.raises(ValueError, match="not a registered model"):
-        prepare(FIXTURES / "drivebench_test_sample.json", None, ["small"], None)  # the table routes to large
+        prepare(MV_ANSWERED, None, ["small"], None)  # the table routes to large
 
 
 @pytest.mark.parametrize("family", ["internvl", "qwen2_5_vl", "qwen3_vl"])

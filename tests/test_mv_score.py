@@ -8,11 +8,11 @@ import pytest
 from roadbuddy_utils.__main__ import main
 from roadbuddy_utils.common.stats import grouped_bootstrap, grouped_bootstrap_stat
 from roadbuddy_utils.multiview import official
-from roadbuddy_utils.multiview.data import FIXTURES, SUBTASKS
+from roadbuddy_utils.multiview.data import MV_ANSWERED, SUBTASKS
 from roadbuddy_utils.multiview.mvscore import join_by_position, read_items, score_run, table
 from roadbuddy_utils.multiview.scoring import extract_choice
 
-DRIVEBENCH = FIXTURES / "drivebench_test_sample.json"
+DRIVEBENCH = MV_ANSWERED  # DriveBench-shaped, project-written: the real sample's size and mix
 CORRUPTION_Q = ("What's the current type of corruption? Please select the correct answer from the following options: "
                 "A. Fog. B. Snow. C. Saturate. D. ZoomBlur. E. WaterSplashCorruption.")
 
@@ -156,9 +156,12 @@ def test_intervals_resample_scenes():
 
 # ---------------------------------------------------------------------------------------------- the command
 
-def test_mv_score_on_the_drivebench_items_with_gold_as_prediction(capsys):
-    """The 19 DriveBench items with answers, the gold used as prediction: accuracy and ROUGE-L 100."""
-    assert main(["mv-score", str(DRIVEBENCH), "--gold", str(DRIVEBENCH), "--n-boot", "200", "--json"]) == 0
+@pytest.mark.parametrize("which", ["project", "real"])
+def test_mv_score_on_the_drivebench_items_with_gold_as_prediction(capsys, real_multiview, which):
+    """The 19 DriveBench items with answers (the project's; the real sample where ../shared has it), the
+    gold used as prediction: accuracy and ROUGE-L 100."""
+    path = DRIVEBENCH if which == "project" else real_multiview("drivebench_test_sample.json")
+    assert main(["mv-score", str(path), "--gold", str(path), "--n-boot", "200", "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     assert set(res) >= {"subtasks", "phase_score", "metrics_impl", "judge"} and res["judge"] is None
     assert res["n_scored"] == 19 and res["join"]["n_question_mismatches"] == 0
