@@ -1,7 +1,8 @@
 """The vLLM backend against the HF path, for real (no mocks): the engine environment runs the tiny models.
 
 Marked ``engine``: they need ``.venv-engine`` (``bash scripts/setup.sh --engine``, which CI runs) and skip
-with that reason without it. Every comparison prints its largest difference.
+with that reason without it. Every comparison reports its largest difference: the lines are gathered and
+printed in pytest's terminal summary ("engine parity"), so CI's log shows them under ``-q`` too.
 """
 import json
 
@@ -33,6 +34,29 @@ def _clip(n=8, seconds=12.0, fps=30.0, seed=0, item=Q4):
 EXAMPLES = [_clip(), _clip(4, 6.0, seed=1, item=Q2), _clip(8, 15.0, seed=2), Example(Q2, None)]
 
 
+class _ParityReport:
+    """A plugin registered once per session: its lines go to the terminal summary."""
+    lines: list[str] = []
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if self.lines:
+            terminalreporter.section("engine parity (vLLM against transformers, tolerance 1e-4)")
+            for line in self.lines:
+                terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _parity_report(pytestconfig):
+    if not pytestconfig.pluginmanager.has_plugin("rb-engine-parity"):
+        pytestconfig.pluginmanager.register(_ParityReport(), "rb-engine-parity")
+
+
+def report(line: str):
+    """Print the figure (seen with -s) and keep it for the summary."""
+    print(line)
+    _ParityReport.lines.append(line)
+
+
 def _diff(a: list[dict], b: list[dict]) -> float:
     assert [set(x) for x in a] == [set(y) for y in b]
     return max(abs(x[k] - y[k]) for x, y in zip(a, b) for k in x)
@@ -62,7 +86,7 @@ def pair(request):
 def test_qwen2_5_vl_video_letter_scores_match_hf(pair):
     hf, eng = pair("qwen2_5_vl")
     d = _diff(hf.letter_scores(EXAMPLES), eng.letter_scores(EXAMPLES))
-    print(f"qwen2_5_vl video (8 frames of 12 s, 4 of 6 s, 8 of 15 s, text only): max |dp| = {d:.2e}")
+    report(f"qwen2_5_vl video (8 frames of 12 s, 4 of 6 s, 8 of 15 s, text only): max |dp| = {d:.2e}")
     assert d <= TOL
 
 
@@ -75,14 +99,14 @@ def test_multi_image_letter_scores_match_hf(pair):
                (None, [("text", "CAM_FRONT_LEFT:"), ("image", cams[2]), ("text", "Which? A. car B. bus C. truck")])]
     letters = [["A", "B"], ["A", "B", "C"]]
     d = _diff(hf.chat_letter_scores(prompts, letters), eng.chat_letter_scores(prompts, letters))
-    print(f"qwen2_5_vl multi-image (06's prompts): max |dp| = {d:.2e}")
+    report(f"qwen2_5_vl multi-image (06's prompts): max |dp| = {d:.2e}")
     assert d <= TOL
 
 
 def test_greedy_generation_gives_the_same_text(pair):
     hf, eng = pair("qwen2_5_vl")
     a, b = hf.generate(EXAMPLES[:2], max_new_tokens=6), eng.generate(EXAMPLES[:2], max_new_tokens=6)
-    print(f"generation HF {a!r} vs engine {b!r}")
+    report(f"generation HF {a!r} vs engine {b!r}")
     assert a == b
 
 
@@ -95,11 +119,11 @@ def test_other_families_match_or_say_why_not(pair, family):
     try:
         hf, eng = pair(family)
     except EngineError as e:  # a family this vLLM build does not serve: a clear message, never a wrong score
-        print(f"{family}: not served by the engine: {str(e).splitlines()[0]}")
+        report(f"{family}: not served by the engine: {str(e).splitlines()[0]}")
         assert family in str(e) or "could not load" in str(e)
         pytest.skip(f"{family} is not supported by this vLLM build")
     d = _diff(hf.letter_scores(EXAMPLES), eng.letter_scores(EXAMPLES))
-    print(f"{family} video: max |dp| = {d:.2e}")
+    report(f"{family} video: max |dp| = {d:.2e}")
     assert d <= TOL
 
 
@@ -139,7 +163,7 @@ def test_a_lora_adapter_through_the_engine(tmp_path):
     finally:
         eng.close()
     d_request = _diff(hf, served)
-    print(f"LoRA (seven projections, adapter effect {moved:.2e}): merged export through the engine max |dp| = "
+    report(f"LoRA (seven projections, adapter effect {moved:.2e}): merged export through the engine max |dp| = "
           f"{d_merged:.2e}; per-request LoRARequest max |dp| = {d_request:.2e}")
     assert moved > 10 * TOL and d_merged <= TOL and d_request <= TOL
 
@@ -177,7 +201,7 @@ def test_03_with_backend_vllm_matches_backend_hf_on_every_question(demo_small, t
                                 engine={"max_model_len": 4096})
     assert [r["id"] for r in hf] == [r["id"] for r in vl] and all(r["error"] is None for r in vl)
     d = _diff([r["scores"] for r in hf], [r["scores"] for r in vl])
-    print(f"03 on {len(hf)} demo questions, backend vllm vs hf: max |dp| = {d:.2e}")
+    report(f"03 on {len(hf)} demo questions, backend vllm vs hf: max |dp| = {d:.2e}")
     assert d <= TOL and [r["pred"] for r in hf] == [r["pred"] for r in vl]
     run = json.loads((tmp_path / "vllm" / "run_config.json").read_text())
     assert run["model"]["backend"]["name"] == "vllm" and run["model"]["backend"]["version"]
