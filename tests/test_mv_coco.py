@@ -17,29 +17,29 @@ from roadbuddy_utils.multiview.cocoeval import (
 NO_JAVA = java_unavailable()
 needs_java = pytest.mark.skipif(NO_JAVA is not None, reason=f"COCO-caption metrics need Java: {NO_JAVA}")
 
-# (prediction, gold) pairs in the style of DriveBench's open answers
+# (prediction, gold) pairs in the style of DriveBench's open answers (the project's own sentences: no real answer)
 PAIRS = [("A white car is at the front left of the ego vehicle.",
           "There is a white sedan to the front-left of the ego car, it's moving."),
          ("The ego vehicle should slow down and yield to the pedestrian.",
           "Decelerate gradually without braking, and yield to the pedestrian crossing."),
-         ("Keep going at the same speed.", "Keep going at the same speed, accelerate, and continue ahead."),
-         ("Firstly, notice the black SUV at the front camera. It is stationary, so keep going.",
-          "Firstly, notice that black suv at front camera. The object is stationary, so the ego vehicle should "
-          "continue ahead at the same speed.")]
+         ("Carry on at a steady speed.", "Carry on at a steady speed, or speed up."),
+         ("First, watch the black SUV at the front camera. It is parked, so keep going.",
+          "First, watch that black suv seen by the front camera. The object is parked, so the ego vehicle should "
+          "carry on at a steady speed.")]
 # Computed once with pycocoevalcap 1.2 itself (PTBTokenizer, Meteor().compute_score, Rouge(), Bleu(4) on
 # the tokenized pairs; OpenJDK 17), not with the project's code.
 PTB = [("a white car is at the front left of the ego vehicle",
         "there is a white sedan to the front-left of the ego car it 's moving"),
        ("the ego vehicle should slow down and yield to the pedestrian",
         "decelerate gradually without braking and yield to the pedestrian crossing"),
-       ("keep going at the same speed", "keep going at the same speed accelerate and continue ahead"),
-       ("firstly notice the black suv at the front camera it is stationary so keep going",
-        "firstly notice that black suv at front camera the object is stationary so the ego vehicle should continue "
-        "ahead at the same speed")]
-ROUGE_L = [0.43571428571428567, 0.4803149606299213, 0.7176470588235294, 0.5070656691604322]
-METEOR_SEGMENTS = [0.3342023876853932, 0.24468934648281668, 0.3613267645474993, 0.24838822425160928]
-METEOR_CORPUS = 0.2847853951994367
-BLEU_CORPUS = [0.5125360404256302, 0.42083970314938934, 0.32954553681576054, 0.25254887029201945]
+       ("carry on at a steady speed", "carry on at a steady speed or speed up"),
+       ("first watch the black suv at the front camera it is parked so keep going",
+        "first watch that black suv seen by the front camera the object is parked so the ego vehicle should carry "
+        "on at a steady speed")]
+ROUGE_L = [0.43571428571428567, 0.4803149606299213, 0.7721518987341772, 0.47843137254901963]
+METEOR_SEGMENTS = [0.3342023876853932, 0.24468934648281668, 0.4288273689135157, 0.23066543035283324]
+METEOR_CORPUS = 0.283498613623124
+BLEU_CORPUS = [0.5010188667675511, 0.40041084208187167, 0.3163865939184292, 0.2435593616090362]
 
 
 def test_rouge_and_bleu_on_tokenized_text_match_the_toolkit():
