@@ -65,8 +65,9 @@ def read_checkpoint(model: str) -> Checkpoint:
     processor, notes = {"video": {}}, []
     for name, p in files.items():  # one flat dict of image settings, the video processor's under "video"
         d = json.loads(Path(p).read_text(encoding="utf-8"))
-        processor.update({k: v for k, v in d.items() if k not in ("image_processor", "video_processor")})
-        processor.update(d.get("image_processor", {}))  # transformers 5 nests both in processor_config.json
+        if not name.startswith("video"):  # the video file's sizes (pixels over all frames) stay under "video"
+            processor.update({k: v for k, v in d.items() if k not in ("image_processor", "video_processor")})
+            processor.update(d.get("image_processor", {}))  # transformers 5 nests both in processor_config.json
         processor["video"].update(d if name.startswith("video") else d.get("video_processor", {}))
     if not files:
         notes.append(f"no processor config found for {model}: token counts use the family defaults")
