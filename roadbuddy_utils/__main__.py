@@ -33,9 +33,11 @@ def main(argv=None) -> int:
 
     pl = sub.add_parser("plan", help="memory plan from the config files alone: weights, activations, where it fits "
                                      "(exit 0 whether or not it fits, 2 on bad input)")
+    from .models.engine_plan import add_arguments as add_engine_arguments
     from .models.plan import add_arguments
 
     add_arguments(pl)
+    add_engine_arguments(pl)  # --backend vllm: the serving engine's reservation, KV cache, tensor parallel
 
     en = sub.add_parser("ensemble", help="combine runs of the same questions into one run that 05 and 07 take "
                                          "(exit 2 on bad input)")
@@ -135,6 +137,10 @@ def main(argv=None) -> int:
             train(config_from(yaml.safe_load(f)))
         return 0
     if args.cmd == "plan":
+        if args.backend == "vllm":
+            from .models.engine_plan import cli as engine_cli
+
+            return engine_cli(args)
         from .models.plan import cli
 
         return cli(args)

@@ -32,6 +32,7 @@ from pathlib import Path
 from ..common.files import REPO
 from ..machine import hardware
 from ..models.config import FAMILIES, ModelConfig, fit_pixels
+from ..models.engine_plan import default_max_model_len
 from ..models.tiny import is_tiny, resolve_model_id
 from ..models.vlm import VLM, _image_array, _metadata
 
@@ -57,6 +58,7 @@ class EngineConfig:
 
     python: str | None = None  # the engine environment's python (None: .venv-engine/bin/python in the repository)
     dtype: str = "auto"  # auto: float32 on the CPU, the hardware's 16-bit type on a GPU
+    # auto (tensor_parallel_size, gpu_memory_utilization, enforce_eager): hardware.engine_defaults, as the presets
     tensor_parallel_size: int | str = "auto"  # auto: every visible GPU (1 on the CPU)
     gpu_memory_utilization: float | str = "auto"  # auto: 0.90 on a GPU; on the CPU its share of RAM (<= 0.25)
     max_model_len: int | None = None  # None: the model's own limit, at most 8192 (a clip's prompt is ~1-3 k)
@@ -65,21 +67,23 @@ class EngineConfig:
     enforce_eager: bool | str = "auto"  # auto: eager on the CPU (no CUDA graphs there)
     seed: int = 0
     start_timeout_s: float = 600.0
+    preflight: bool = True  # on a GPU: the engine's memory plan first, refusing (before any process) what cannot fit
     extra: dict = field(default_factory=dict)  # any other LLM(...) argument, e.g. pipeline_parallel_size
 
-    def settings(self, model_path: str, cfg: ModelConfig, lora_rank: int | None) -> dict:
-        machine = hardware.detect()
-        gpus, cap = machine.gpus, machine.capability
-        cuda = bool(gpus)
+    def settings(self, model_path: str, cfg: ModelConfig, lora_rank: int | None, machine=None) -> dict:
+        from transformers import AutoConfig
+
+        machine = machine or hardware.detect()
+        auto = hardware.machine_engine_defaults(machine)
         s = {"model": model_path, "tokenizer": model_path, "seed": self.seed,
-             "max_model_len": self.max_model_len or min(8192, _max_positions(model_path)),
+             "max_model_len": self.max_model_len or default_max_model_len(AutoConfig.from_pretrained(model_path)),
              "max_num_seqs": self.max_num_seqs, "enable_prefix_caching": self.enable_prefix_caching,
-             "dtype": hardware.resolve_dtype(cfg.dtype if self.dtype == "auto" else self.dtype, cap),
-             "tensor_parallel_size": (len(gpus) or 1) if self.tensor_parallel_size == "auto"
+             "dtype": hardware.resolve_dtype(cfg.dtype if self.dtype == "auto" else self.dtype, machine.capability),
+             "tensor_parallel_size": auto["tensor_parallel_size"] if self.tensor_parallel_size == "auto"
              else int(self.tensor_parallel_size),
-             "gpu_memory_utilization": (0.90 if cuda else _cpu_share()) if self.gpu_memory_utilization == "auto"
+             "gpu_memory_utilization": auto["gpu_memory_utilization"] if self.gpu_memory_utilization == "auto"
              else float(self.gpu_memory_utilization),
-             "enforce_eager": (not cuda) if self.enforce_eager == "auto" else bool(self.enforce_eager),
+             "enforce_eager": auto["enforce_eager"] if self.enforce_eager == "auto" else bool(self.enforce_eager),
              "limit_mm_per_prompt": {"image": 64, "video": 1}}
         if cfg.quantization == "4bit":
             s["quantization"] = "bitsandbytes"
@@ -88,19 +92,42 @@ class EngineConfig:
         return s | dict(self.extra)
 
 
-def _cpu_share() -> float:
-    """On the CPU vLLM reserves this share of all RAM and refuses to start unless that much is free now: 0.25 (the
-    default 0.92 fails on 24 GiB), less when other processes hold memory (80 % of what is free)."""
-    total, avail = hardware.ram_gib()
-    return round(max(0.02, min(0.25, 0.8 * avail / total)), 3) if total else 0.25
+# LLM(...) arguments the engine plan does not model: with any of them its verdict is recorded, never enforced
+UNPLANNED = ("pipeline_parallel_size", "distributed_executor_backend", "kv_cache_memory_bytes", "cpu_offload_gb",
+             "kv_cache_dtype", "quantization", "num_gpu_blocks_override")
 
 
-def _max_positions(model_path: str) -> int:
-    from transformers import AutoConfig
+def preflight(path: str, cfg: ModelConfig, ecfg: EngineConfig, settings: dict, machine) -> dict | None:
+    """The engine's memory plan (``models.engine_plan``) for these settings on ``machine``. On a CUDA machine a
+    model that cannot fit (or a tensor-parallel size vLLM refuses) raises ``EngineError(engine_start=True)`` with the
+    plan's suggestion before any process is spawned, so 06 falls back at once; on the CPU, or with settings the
+    plan does not model, the plan is only recorded. Returns the plan's dict (or ``{"error": ...}``)."""
+    from ..models.checkpoint import PlanInputError
+    from ..models.engine_plan import engine_plan
 
-    config = AutoConfig.from_pretrained(model_path)
-    text = getattr(config, "text_config", None) or config
-    return int(getattr(text, "max_position_embeddings", None) or 8192)
+    if not ecfg.preflight:
+        return None
+    enforce = bool(machine.gpus) and not set(ecfg.extra) & set(UNPLANNED)
+    try:
+        plan = engine_plan(path, machine, dtype=settings["dtype"], n_frames=cfg.n_frames, max_pixels=cfg.max_pixels,
+                           quantization="4bit" if settings.get("quantization") == "bitsandbytes" else "none",
+                           tensor_parallel_size=settings["tensor_parallel_size"],
+                           gpu_memory_utilization=settings["gpu_memory_utilization"],
+                           max_model_len=settings["max_model_len"], max_num_seqs=settings["max_num_seqs"],
+                           enforce_eager=settings["enforce_eager"],
+                           max_num_batched_tokens=settings.get("max_num_batched_tokens"))
+    except PlanInputError as e:
+        if enforce:
+            raise EngineError(f"{cfg.model} cannot start through the engine: {e}", engine_start=True) from e
+        return {"error": str(e)}
+    except Exception as e:  # noqa: BLE001 - a planner failure never stops an engine vLLM may well start
+        return {"error": f"the engine plan failed: {type(e).__name__}: {e}"}
+    if enforce and not plan.fits:
+        raise EngineError(f"{cfg.model} does not fit the engine on this machine ({', '.join(plan.devices)}): "
+                          f"{plan.suggestion or '; '.join(plan.reasons)} [the memory plan: python -m roadbuddy_utils "
+                          f"plan --backend vllm --model {path}; engine preflight: false starts it anyway]",
+                          engine_start=True)
+    return plan.to_dict()
 
 
 def engine_config(spec) -> EngineConfig:
@@ -152,11 +179,14 @@ class EngineVLM(VLM):
         if model_type not in FAMILIES:
             raise ValueError(f"{cfg.model}: model_type {model_type!r} is not supported; supported: {sorted(FAMILIES)}")
         lora, rank = _lora(cfg.adapter_path)
+        machine = hardware.detect()
+        settings = ecfg.settings(path, cfg, rank, machine)
+        memory_plan = preflight(path, cfg, ecfg, settings, machine)  # a GPU too small stops here, nothing spawned
         processor = AutoProcessor.from_pretrained(path)
         processor.tokenizer.padding_side = "left"
         vlm = cls(None, processor, cfg, FAMILIES[model_type], path)
         vlm.letter_ids = vlm._letter_ids()
-        vlm._lora, vlm._settings, vlm._engine_cfg = lora, ecfg.settings(path, cfg, rank), ecfg
+        vlm._lora, vlm._settings, vlm._engine_cfg, vlm._memory_plan = lora, settings, ecfg, memory_plan
         if vlm.family == "qwen3":
             import warnings
 
@@ -239,7 +269,7 @@ class EngineVLM(VLM):
         d["resolved"] = {"dtype": self._dtype_name(), "quantization": self.cfg.quantization,
                          "attn_implementation": None}
         d["backend"] = {"name": "vllm", "version": self.engine_version, "settings": self._settings,
-                        "parity_with_hf": PARITY[self.family]}
+                        "parity_with_hf": PARITY[self.family], "memory_plan": getattr(self, "_memory_plan", None)}
         return d
 
     # ------------------------------------------------------------------ requests

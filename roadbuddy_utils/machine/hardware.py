@@ -13,8 +13,10 @@ Below 7.0 (P100) Kaggle's torch has no kernels: a clear error instead of a CUDA 
 
 Presets (``preset``): from the detected GPUs (or a named profile: cpu, t4, t4x2, 24gb, a100) and a
 model size, the settings that fit: 16-bit on one GPU when the weights fit, ``device_map: auto``
-over several GPUs for inference, else 4-bit (QLoRA when training). ``resolve_settings`` lets any
-explicit value (not None / "auto") win over the preset.
+over several GPUs for inference, else 4-bit (QLoRA when training); ``engine``: the vLLM engine's
+tensor-parallel size and memory reservation on that machine (``engine_defaults``, which the engine
+client's "auto" values come from). ``resolve_settings`` lets any explicit value (not None / "auto")
+win over the preset.
 """
 from __future__ import annotations
 
@@ -371,6 +373,27 @@ def _machine_for(name: str, machine: Machine | None) -> Machine:
     return PROFILES[name]
 
 
+ENGINE_GPU_UTILIZATION = 0.90  # vLLM's share of each GPU (its own default); the rest: CUDA context, other processes
+ENGINE_CPU_SHARE = 0.25  # vLLM on the CPU reserves this share of all RAM (its default 0.92 failed on 24 GiB)
+
+
+def engine_defaults(n_gpus: int, ram_total_gib: float = 0.0, ram_available_gib: float | None = None) -> dict:
+    """The serving engine's settings that follow the machine (``EngineConfig``'s "auto" and the ``engine`` entry
+    of the presets): ``tensor_parallel_size`` = every GPU (1 on the CPU), ``gpu_memory_utilization`` 0.90 on GPUs;
+    on the CPU the share of RAM vLLM reserves (and refuses to start unless that much is free now): 0.25, less when
+    other processes hold memory (80 % of what is free), ``enforce_eager`` there (no CUDA graphs)."""
+    if n_gpus:
+        return {"tensor_parallel_size": n_gpus, "gpu_memory_utilization": ENGINE_GPU_UTILIZATION,
+                "enforce_eager": False}
+    avail = ram_total_gib if ram_available_gib is None else ram_available_gib
+    share = round(max(0.02, min(ENGINE_CPU_SHARE, 0.8 * avail / ram_total_gib)), 3) if ram_total_gib else ENGINE_CPU_SHARE
+    return {"tensor_parallel_size": 1, "gpu_memory_utilization": share, "enforce_eager": True}
+
+
+def machine_engine_defaults(m: Machine) -> dict:
+    return engine_defaults(len(m.gpus), m.ram_total_gib, m.ram_available_gib)
+
+
 def _preset_for(m: Machine, size: float, task: str) -> dict:
     if task not in ("infer", "train"):
         raise ValueError(f"task must be 'infer' or 'train', got {task!r}")
@@ -403,6 +426,7 @@ def _preset_for(m: Machine, size: float, task: str) -> dict:
                 warnings.warn(f"{size:g} B does not fit {gpus} even in 4-bit ({w4:.1f} GiB): expect out-of-memory",
                               stacklevel=3)
     out["optim"] = resolve_optim("auto", out["quantization"], bool(m.gpus), bnb_available=True)
+    out["engine"] = machine_engine_defaults(m)  # backend vllm: EngineConfig's "auto" values
     return out | {"why": why}
 
 
