@@ -128,3 +128,24 @@ def test_tokenizer_letters_and_choice_words_are_single_tokens():
     for w in ["A", "B", "C", "D", "<IMG_CONTEXT>", "<|im_start|>"]:
         assert len(tok.encode(w, add_special_tokens=False)) == 1, w
     assert tok.padding_side == "left" and tok.context_image_token == "<IMG_CONTEXT>"
+
+
+def test_tiny_vocabulary_is_pinned_and_a_new_prompt_template_does_not_redraw_it(monkeypatch):
+    """The tiny models' identity is their vocabulary: each token id picks a random embedding row. Issue 21's
+    "knowledge" template entered the BPE corpus and re-drew every tiny model under the same cache name (the brief
+    demo's selected-frames accuracy went 0.94 -> 0.81). Ids pinned as of v1; templates added later stay out of the
+    corpus; the cache folder is named by the corpus hash, so a real corpus change builds new models."""
+    from roadbuddy_utils.models import prompts, tiny
+
+    tok = build_tokenizer("internvl")
+    ids = {w: tok.convert_tokens_to_ids(w) for w in ["Ġ1", "Ġ2", "Ġ3", "Ġ4", "Ġ40", "Ġ50", "Ġ60", "Ġ80"]}
+    assert ids == {"Ġ1": 423, "Ġ2": 550, "Ġ3": 551, "Ġ4": 552, "Ġ40": 563, "Ġ50": 564, "Ġ60": 565, "Ġ80": 566}
+    assert tok.tokenize(" 40 km/h") == ["Ġ40", "Ġkm", "/", "h"] and tiny.corpus_hash() == "b4eb8c8a"
+    extra = {lang: t | {"later": "Một mẫu câu mới QCVN 2099"} for lang, t in prompts.TEMPLATES.items()}
+    monkeypatch.setattr(prompts, "TEMPLATES", extra)
+    assert tiny.corpus_hash() == "b4eb8c8a" and build_tokenizer("internvl").get_vocab() == tok.get_vocab()
+    monkeypatch.setattr(tiny, "CORPUS_TEMPLATE_KEYS", tiny.CORPUS_TEMPLATE_KEYS + ("later",))
+    assert tiny.corpus_hash() != "b4eb8c8a"  # a deliberate corpus change: another cache folder
+    monkeypatch.setenv("RB_TINY_CACHE", "/nonexistent-cache")
+    monkeypatch.setattr(tiny, "build_tiny", lambda family, path, head_dim: None)
+    assert tiny.resolve_model_id("tiny:internvl").endswith(f"internvl-{tiny.TINY_VERSION}-{tiny.corpus_hash()}")

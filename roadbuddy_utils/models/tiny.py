@@ -28,7 +28,12 @@ from pathlib import Path
 
 TINY_FAMILIES = ("internvl", "qwen2_5_vl", "qwen3_vl")
 TINY_EMBEDDERS = ("siglip",)  # image-text embedding twins (not VLMs: VLM.load refuses them)
-TINY_VERSION = "v1"  # bump when the recipe below changes: the cache folder name includes it
+TINY_VERSION = "v1"  # bump when the recipe below changes: the cache folder name includes it, and the corpus hash
+# The prompt phrases the tokenizers are trained on: prompts.TEMPLATES' keys as of v1. The BPE vocabulary, and with it
+# which random embedding row each token gets, follows the corpus: the "knowledge" template (issue 21) silently re-drew
+# every tiny model under the same cache name (brief demo 0.94 -> 0.81 with selected frames); a template added later
+# must not change the vocabulary. Change this tuple only together with TINY_VERSION.
+CORPUS_TEMPLATE_KEYS = ("system", "frames", "no_video", "question", "choices", "instruction")
 LETTERS = "ABCDEFGH"
 
 QWEN_SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
@@ -68,12 +73,20 @@ def _corpus() -> list[str]:
         lines.append(question)
         lines += choices
         lines += [f"{LETTERS[k]}. {c}" for k, c in enumerate(choices)]
-    for t in TEMPLATES.values():
-        lines += [v.replace("{", "").replace("}", "") for v in t.values()]
+    for t in TEMPLATES.values():  # the pinned keys only (CORPUS_TEMPLATE_KEYS)
+        lines += [t[k].replace("{", "").replace("}", "") for k in CORPUS_TEMPLATE_KEYS]
     lines += ["Đáp án: A", "Đáp án là B", "The answer is C", "Answer: D", "Đúng", "Sai", "Có", "Không",
               "Frame1", "Khung hình 1 (0.5s)", "seconds", "<0.5 seconds>", "0123456789",
               "abcdefghijklmnopqrstuvwxyz", "ABCDEFGH", "xe máy ô tô xe tải làn đường vạch kẻ biển báo rẽ trái phải"]
     return lines * 3
+
+
+def corpus_hash() -> str:
+    """Eight hex digits of the tokenizer corpus: part of the cache folder name, so a changed corpus (a demo question
+    type, a prompt phrase) builds new tiny models instead of reusing ones with another vocabulary."""
+    import hashlib
+
+    return hashlib.sha1("\n".join(_corpus()).encode("utf-8")).hexdigest()[:8]
 
 
 def _train_bpe(special: list[str], vocab_size: int = 600):
@@ -289,7 +302,7 @@ def resolve_model_id(model_id: str) -> str:
         raise ValueError(f"unknown tiny model {model_id!r}; choose one of " +
                          ", ".join(f"tiny:{f}" for f in TINY_FAMILIES + TINY_EMBEDDERS) +
                          " (a VLM family may end in @hd32)")
-    path = tiny_cache_dir() / f"{family}{'-' + variant if variant else ''}-{TINY_VERSION}"
+    path = tiny_cache_dir() / f"{family}{'-' + variant if variant else ''}-{TINY_VERSION}-{corpus_hash()}"
     if not (path / "config.json").exists():
         build_tiny(family, path, head_dim=32 if variant == "hd32" else 16)
     return str(path)
