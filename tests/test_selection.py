@@ -335,8 +335,9 @@ def test_time_budget_thins_candidates_before_model_frames(brief, tmp_path, monke
     lines = run_inference(items[:8], _FastVLM(), cfg, tmp_path, progress=False)
     first, later = lines[:2], lines[2:]
     assert all(l["n_candidates"] == 24 and l["reduced_candidates"] is None for l in first)
-    # 64 -> 32 -> 16 (-> 8 on a loaded machine): halved until the clip's share fits the budget
-    assert all(l["reduced_candidates"] in (8, 16) and l["n_candidates"] == l["reduced_candidates"] for l in later)
+    # 64 -> 32 -> 16 (-> 8, or to the model's 4 frames, on a loaded machine: measured costs grow with the load):
+    # halved until the clip's share fits the budget, never below the model's frame count
+    assert all(l["reduced_candidates"] in (4, 8, 16) and l["n_candidates"] == l["reduced_candidates"] for l in later)
     assert all(l["n_frames"] == 4 and l["reduced_frames"] is None for l in later)
     # the clip's candidate time is inside each of its questions' time
     assert all(l["time_ms"] >= l["selection_ms"] >= l["n_candidates"] * 40 / 2 for l in later)
