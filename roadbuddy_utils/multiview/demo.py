@@ -71,6 +71,20 @@ def _pick_round_robin(items: list[MVItem], k: int, rng: random.Random) -> list[M
     return out
 
 
+def _by_frame(items: list[MVItem]) -> list[tuple[str, list[MVItem]]]:
+    """The items grouped by frame (one set of six images each), in scene / frame / file order."""
+    frames: dict[str, list[MVItem]] = defaultdict(list)
+    for it in sorted(items, key=lambda it: (it.scene_token or "", it.frame_token or "", it.index)):
+        frames[it.frame_token or it.id].append(it)
+    return list(frames.items())
+
+
+def _interleaved(answered: list, unanswered: list) -> list:
+    """Frames with answers and frames without alternate, so the first questions of the file (a run with a
+    ``limit``) include items the offline scorer can score."""
+    return [f for k in range(max(len(answered), len(unanswered))) for f in answered[k:k + 1] + unanswered[k:k + 1]]
+
+
 def make_demo_multiview(out_dir, questions_json=None, n: int = 24, seed: int = 0, answers_json=None,
                         n_overlap: int = 2, drop_images: int = 1, size: tuple[int, int] = (160, 90)) -> dict:
     """Write ``questions.json`` (converted RoboSense format), ``images/`` and ``kb.json`` under
@@ -84,14 +98,10 @@ def make_demo_multiview(out_dir, questions_json=None, n: int = 24, seed: int = 0
     pool, _ = load_multiview(questions_json or MV_QUESTIONS, check_images=False)
     answered, _ = load_multiview(answers_json or MV_ANSWERED, check_images=False)
     n_ans = min(len(answered), n // 2)
-    chosen = _pick_round_robin(answered, n_ans, rng) + _pick_round_robin(pool, n - n_ans, rng)
-    chosen.sort(key=lambda it: (it.scene_token or "", it.frame_token or "", it.index))
-
-    frames: dict[str, list[MVItem]] = defaultdict(list)
-    for it in chosen:
-        frames[it.frame_token or it.id].append(it)
+    frames = _interleaved(_by_frame(_pick_round_robin(answered, n_ans, rng)),
+                          _by_frame(_pick_round_robin(pool, n - n_ans, rng)))
     records, missing = [], []
-    for f_no, (ftok, its) in enumerate(frames.items()):
+    for f_no, (ftok, its) in enumerate(frames):
         tags = [t for it in its for t in parse_tags(it.question) + parse_tags(it.answer)]
         rels = {}
         for cam in CAMERAS:
@@ -110,7 +120,8 @@ def make_demo_multiview(out_dir, questions_json=None, n: int = 24, seed: int = 0
                             "answer": it.answer, "category": category, "img_paths": dict(rels)})
 
     with_answer = [r for r in records if r["answer"]]
-    overlap = rng.sample(with_answer, min(n_overlap, len(with_answer)))
+    # the first answered item is always one of the copies, so a short run (06's limit) shows the guard at work
+    overlap = with_answer[:1] + rng.sample(with_answer[1:], max(0, min(n_overlap, len(with_answer)) - 1))
     anns = [{"id": f"kb_leak{k}", "scene_token": r["scene_token"], "frame_token": r["frame_token"],
              "question": r["question"], "answer": r["answer"]} for k, r in enumerate(overlap)]
     keys = sorted({(r["scene_token"], r["frame_token"]) for r in records})
