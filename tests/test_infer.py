@@ -165,3 +165,27 @@ def test_relettered_items_are_scored_on_every_choice_and_submitted(write_items, 
     files = write_submission(merge_predictions([str(tmp_path / "03" / "predictions.jsonl")]), p, tmp_path / "07")
     rows = files["submission"].read_text().splitlines()
     assert rows[0] == "id,answer" and [r.split(",")[0] for r in rows[1:]] == [i.id for i in items]
+
+
+def test_a_retrained_adapter_at_the_same_path_is_not_resumed_into(data, tmp_path):
+    """04 retrains and saves its adapter at the same path: 03's earlier predictions came from other weights, so they
+    are moved aside (kept) and every question is answered again; the same weights resume as before."""
+    items = load_items(data / TRAIN)[:4]
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_model.safetensors").write_bytes(b"first training")
+    vlm = FakeVLM(n_frames=2)
+    vlm.cfg.adapter_path = str(adapter)
+    out, cfg = tmp_path / "03", InferConfig(batch_size=2, time_budget_s=None)
+    run_inference(items, vlm, cfg, out, progress=False)
+    first = json.loads((out / "run_config.json").read_text())["weights"]
+    assert first["adapter_sha1"] and len(vlm.calls) == 2
+    run_inference(items, vlm, cfg, out, progress=False)  # same weights: resumed, nothing to answer
+    assert len(vlm.calls) == 2 and not list(out.glob("predictions.stale-*"))
+    (adapter / "adapter_model.safetensors").write_bytes(b"second training")
+    with pytest.warns(UserWarning, match="made by other weights"):
+        lines = run_inference(items, vlm, cfg, out, progress=False)
+    assert len(vlm.calls) == 4 and len(lines) == 4 and len(read_jsonl(out / "predictions.jsonl")) == 4
+    stale = list(out.glob("predictions.stale-*.jsonl"))
+    assert len(stale) == 1 and len(read_jsonl(stale[0])) == 4  # nothing already computed is lost
+    assert json.loads((out / "run_config.json").read_text())["weights"]["adapter_sha1"] != first["adapter_sha1"]

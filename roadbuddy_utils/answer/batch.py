@@ -363,6 +363,42 @@ def check_variant(lines: Sequence[dict], cfg: InferConfig, path) -> None:
                              "give each ablation / debiasing run its own output_dir")
 
 
+def weights_fingerprint(vlm) -> dict:
+    """Which weights answered: the model id and a hash of the adapter's files (a retrained adapter keeps its path)."""
+    cfg = getattr(vlm, "cfg", None)
+    adapter = getattr(cfg, "adapter_path", None)
+    digest = None
+    if adapter and Path(adapter).is_dir():
+        h = hashlib.sha1()
+        for f in sorted(p for p in Path(adapter).rglob("*") if p.is_file()):
+            h.update(f.relative_to(adapter).as_posix().encode())
+            h.update(f.read_bytes())
+        digest = h.hexdigest()[:12]
+    return {"model": getattr(cfg, "model", None), "adapter": str(adapter) if adapter else None, "adapter_sha1": digest}
+
+
+def set_aside_stale(pred_path: Path, fingerprint: dict) -> Path | None:
+    """Predictions made by other weights (04 retrained the adapter at the same path) are not resumed into: the file
+    is moved aside, kept, and the run starts afresh. Returns the new name, or None when nothing was stale (a
+    run_config.json without a fingerprint, from before it was recorded, resumes as before)."""
+    cfg_path = pred_path.parent / "run_config.json"
+    if not (pred_path.exists() and cfg_path.exists()):
+        return None
+    try:
+        old = json.loads(cfg_path.read_text(encoding="utf-8")).get("weights")
+    except ValueError:
+        return None
+    if not old or old == fingerprint:
+        return None
+    aside = pred_path.with_name(f"predictions.stale-{old.get('adapter_sha1') or 'model'}-{int(time.time())}.jsonl")
+    pred_path.rename(aside)
+    import warnings
+
+    warnings.warn(f"{pred_path}: made by other weights ({old}) than this run's ({fingerprint}); kept as {aside.name}, "
+                  "answering afresh", stacklevel=3)
+    return aside
+
+
 def token_counter(vlm):
     """Tokens of a text by the model's own tokenizer (None when the wrapper has none: the estimate is used)."""
     tok = getattr(getattr(vlm, "processor", None), "tokenizer", None)
@@ -403,6 +439,8 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
     if cfg.knowledge == "glossary":  # notes for the signs each question names (knowledge/ground.py), the run's tokens
         mine, knowledge = _with_glossary(mine, vlm, cfg)
     repair_jsonl(pred_path)
+    weights = weights_fingerprint(vlm)
+    set_aside_stale(pred_path, weights)
     if pred_path.exists():
         check_variant(read_jsonl(pred_path), cfg, pred_path)
     cache = FrameCache(cfg.cache_dir) if cfg.cache_dir else None
@@ -410,6 +448,7 @@ def run_inference(items: Sequence[Item], vlm, cfg: InferConfig, output_dir, prog
     sampling = SamplingConfig("uniform", n_frames=vlm.cfg.n_frames, max_side=vlm.cfg.max_side)
     prior = None
     run_config = {"infer": asdict(cfg), "ablation": cfg.ablation, "debias": cfg.debias, "model": vlm.describe(),
+                  "weights": weights,
                   "machine": describe(), **(tags or {})}
     if cfg.debias == "prior":
         est = _prior_for_run(mine, vlm, cfg, sampling, cache, out, progress)
