@@ -52,6 +52,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
@@ -392,8 +393,6 @@ def set_aside_stale(pred_path: Path, fingerprint: dict) -> Path | None:
         return None
     aside = pred_path.with_name(f"predictions.stale-{old.get('adapter_sha1') or 'model'}-{int(time.time())}.jsonl")
     pred_path.rename(aside)
-    import warnings
-
     warnings.warn(f"{pred_path}: made by other weights ({old}) than this run's ({fingerprint}); kept as {aside.name}, "
                   "answering afresh", stacklevel=3)
     return aside
